@@ -1,0 +1,128 @@
+"""The REST API's one error envelope, shared by every endpoint.
+
+Every 4xx/5xx answer from /api/ has this body, whatever raised it:
+
+    {"error": {"code": "<stable code>", "message": "<human text>", "fields": {...}}}
+
+`fields` appears only on validation errors: {"<field>": [{"code": ..., "message": ...}]}.
+docs/protocol.md lists the codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.defaults import page_not_found, server_error
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework_simplejwt.exceptions import InvalidToken
+
+logger = logging.getLogger(__name__)
+security_logger = logging.getLogger("realtime.security")
+
+# DRF and SimpleJWT codes renamed to what a client author would look for.
+_CODE_NAMES = {
+    "parse_error": "malformed_json",
+    "invalid": "validation_failed",
+    "no_active_account": "invalid_credentials",
+    "token_not_valid": "token_not_valid",
+    "user_not_found": "token_not_valid",
+    "user_inactive": "token_not_valid",
+    "password_changed": "token_not_valid",
+}
+
+
+def client_address(request: HttpRequest) -> str:
+    """The peer address daphne saw (the real client's when behind nginx with --proxy-headers)."""
+    return request.META.get("REMOTE_ADDR") or "-"
+
+
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def _code_and_message(exc: exceptions.APIException) -> tuple[str, str]:
+    detail = exc.detail
+    if isinstance(exc, InvalidToken) and isinstance(detail, dict):
+        # SimpleJWT puts the specific reason ("Token is expired") in `messages`.
+        messages = detail.get("messages") or []
+        message = str(messages[0]["message"]) if messages else str(detail.get("detail", ""))
+        return "token_not_valid", message
+    if isinstance(detail, dict) and "code" in detail:
+        code, message = str(detail["code"]), str(detail.get("detail", exc.default_detail))
+    elif isinstance(detail, exceptions.ErrorDetail):
+        code, message = detail.code or exc.default_code, str(detail)
+    else:
+        code, message = exc.default_code, str(exc.default_detail)
+    return _CODE_NAMES.get(code, code), message
+
+
+def _field_errors(exc: exceptions.ValidationError) -> dict[str, Any]:
+    details = exc.get_full_details()
+    if isinstance(details, list):
+        return {"non_field_errors": details}
+    return details
+
+
+def _submitted_username(request: Any) -> str | None:
+    """The username a login attempt named, if any (for the security log; never the password)."""
+    try:
+        data = request.data
+    except exceptions.ParseError:
+        return None
+    username = data.get("username") if isinstance(data, dict) else None
+    return username[:150] if isinstance(username, str) else None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's handler (for headers like Retry-After and WWW-Authenticate), then our envelope."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    request = context.get("request")
+    if response is None:
+        logger.error("unhandled API error path=%s", getattr(request, "path", "-"), exc_info=exc)
+        return Response(
+            error_body("internal", "Internal server error."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        body = error_body("validation_failed", "Some fields are invalid.", _field_errors(exc))
+    elif isinstance(exc, exceptions.Throttled):
+        body = error_body("throttled", "Too many requests; retry after the Retry-After delay.")
+        body["error"]["retry_after"] = exc.wait and int(exc.wait + 0.999)
+    else:
+        body = error_body(*_code_and_message(exc))
+    if isinstance(exc, exceptions.AuthenticationFailed) and request is not None:
+        security_logger.warning(
+            "api authentication failed code=%s path=%s addr=%s username=%r",
+            body["error"]["code"],
+            request.path,
+            client_address(request),
+            _submitted_username(request),
+        )
+    response.data = body
+    return response
+
+
+def not_found(request: HttpRequest, exception: Exception) -> Any:
+    """404 page: the JSON envelope under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return page_not_found(request, exception)
+
+
+def internal_error(request: HttpRequest) -> Any:
+    """500 page: the JSON envelope under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("internal", "Internal server error."), status=500)
+    return server_error(request)

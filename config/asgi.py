@@ -1,0 +1,34 @@
+"""ASGI entry point: HTTP goes to Django, WebSockets through the realtime stack.
+
+The WebSocket stack reads top to bottom, each layer refusing what it must before the next:
+origin allow-list -> token authentication -> URL router -> ChatConsumer.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+# Set Django up (apps, models) before importing anything that touches models.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from realtime.middleware import TokenAuthMiddleware  # noqa: E402
+from realtime.origin import OriginAllowListMiddleware  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        # In production nginx serves /static/; locally daphne does (DEBUG only).
+        "http": ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app,
+        "websocket": OriginAllowListMiddleware(
+            TokenAuthMiddleware(
+                URLRouter(websocket_urlpatterns),
+            )
+        ),
+    }
+)

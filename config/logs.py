@@ -1,0 +1,147 @@
+"""Logging building blocks: a redaction filter, a JSON-lines formatter and the LOGGING dict.
+
+The redaction filter sits on every handler, so no record reaches a console or file with
+something that looks like a JWT, a password or a credential in a query string, whichever
+logger emitted it (ours, Django's, daphne's). Code must still never log secrets: this is
+the net under the rope, not the rope. docs/security.md lists the tests that prove it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+# A JWS compact token: base64url(JSON header starting '{"') . payload . signature.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# `Authorization: Bearer <anything>` in headers that end up in a message.
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+|\.)[^\s,;'\"]+")
+# password=..., "password": "...", new_password2='...'
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    (["']?\b(?:password\d?|new_password\d?|old_password|passwd|secret|refresh|access|token|ticket)
+    ["']?\s*[:=]\s*)
+    ("[^"]*"|'[^']*'|[^\s,&}\]]+)
+    """
+)
+
+
+def redact(text: str) -> str:
+    """Return `text` with JWTs, bearer credentials and secret-looking fields replaced."""
+    text = _JWT.sub(REDACTED, text)
+    text = _BEARER.sub(rf"\1\2{REDACTED}", text)
+    return _SECRET_FIELD.sub(rf"\1{REDACTED}", text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Rewrites each record's message and traceback with secrets redacted; never drops one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call must still be logged, unformatted
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+# Attributes every LogRecord has; anything else came in through `extra=`.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, extras, traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info or record.exc_text:
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+REALTIME_LOGGERS = ("realtime.connection", "realtime.protocol", "realtime.security")
+
+
+def build_logging(
+    *,
+    level: str,
+    fmt: str,
+    realtime_file: Path,
+    file_max_bytes: int,
+    file_backups: int,
+) -> dict[str, Any]:
+    """Return the LOGGING dict: console for everything, plus a rotating realtime file."""
+    if fmt not in {"text", "json"}:
+        raise ValueError(f"LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
+    realtime_file.parent.mkdir(parents=True, exist_ok=True)
+    handler_common = {"filters": ["redact_secrets"], "formatter": fmt}
+    return {
+        "version": 1,
+        # daphne's and Django's own loggers keep working; we only add handlers and levels.
+        "disable_existing_loggers": False,
+        "filters": {"redact_secrets": {"()": "config.logs.RedactSecretsFilter"}},
+        "formatters": {
+            "text": {"format": "%(asctime)s %(levelname)-7s %(name)s %(message)s"},
+            "json": {"()": "config.logs.JsonLinesFormatter"},
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", **handler_common},
+            "realtime_file": {
+                "class": "logging.handlers.RotatingFileHandler",
+                "filename": str(realtime_file),
+                "maxBytes": file_max_bytes,
+                "backupCount": file_backups,
+                "encoding": "utf-8",
+                # The file is for machines and on-call humans alike: always JSON lines.
+                "filters": ["redact_secrets"],
+                "formatter": "json",
+            },
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            **{
+                name: {
+                    "handlers": ["console", "realtime_file"],
+                    "level": "INFO",
+                    "propagate": False,
+                }
+                for name in REALTIME_LOGGERS
+            },
+            # Server errors and failed requests land in the same file as the realtime events.
+            "django.request": {
+                "handlers": ["console", "realtime_file"],
+                "level": "WARNING",
+                "propagate": False,
+            },
+            "daphne": {
+                "handlers": ["console", "realtime_file"],
+                "level": "INFO",
+                "propagate": False,
+            },
+            "django.channels.server": {
+                "handlers": ["console"],
+                "level": "INFO",
+                "propagate": False,
+            },
+        },
+    }

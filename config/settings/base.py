@@ -1,0 +1,226 @@
+"""Settings shared by every environment; `local`, `test` and `production` change only what differs.
+
+All environment reads go through `config.env.env`. Defaults make `make run` work with nothing
+set: SQLite and the in-memory channel layer.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from config.env import env
+from config.logs import build_logging
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env.str("VAR_DIR", str(BASE_DIR / "var")))
+
+# Empty here on purpose: `local` falls back to a per-checkout key, `production` refuses to start.
+SECRET_KEY = env.str("SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    # daphne first: it replaces `runserver` with its ASGI server.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "channels",
+    "accounts",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+# DATABASE_URL selects the database (postgres://... in production); SQLite otherwise.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env.str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several daphne processes may share one SQLite file: WAL lets readers run beside the
+    # writer, IMMEDIATE takes the write lock up front instead of failing mid-transaction,
+    # and the timeout makes a writer wait its turn rather than raise "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, cache, health -----------------------------------------------------
+REDIS_URL = env.str("REDIS_URL")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "realtime.layers.PooledRedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", "chat"),
+                # Messages waiting for a consumer expire after a minute; a consumer that far
+                # behind has been disconnected and will reload history on rejoin.
+                "expiry": 60,
+                # Group membership outlives the longest connection daphne allows (one day).
+                "group_expiry": 86400,
+                # redis-py 8 caps an asyncio pool at 100 connections and *raises* past that.
+                # A blocking pool makes a burst of handshakes queue for a connection instead.
+                "pool_max_connections": env.int("REDIS_POOL_MAX_CONNECTIONS", 100),
+                "pool_timeout": env.int("REDIS_POOL_TIMEOUT", 5),
+                "socket_connect_timeout": 2,
+                # Must exceed channels-redis's 5 s BZPOPMIN wait or idle receives time out.
+                "socket_timeout": 10,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", "chat"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    # One process only: groups and tickets live in this process's memory.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Passwords and accounts --------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- REST API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        # Per client address. Enough for a person retyping a password, too slow for a
+        # credential-stuffing run; raise them for load tests through the environment.
+        "login": env.str("THROTTLE_LOGIN", "10/min"),
+        "register": env.str("THROTTLE_REGISTER", "5/min"),
+        "ticket": env.str("THROTTLE_TICKET", "60/min"),
+    },
+    "NUM_PROXIES": env.int("NUM_PROXIES", 0),
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# JWTs: short-lived access tokens, rotating refresh tokens blacklisted after use.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", 5)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_REFRESH_MINUTES", 60 * 24)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    # SimpleJWT decodes with exactly this algorithm: `alg: none` or RS/HS confusion fail.
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY") or SECRET_KEY,
+    "AUDIENCE": env.str("JWT_AUDIENCE", "chat"),
+    "ISSUER": env.str("JWT_ISSUER", "chat"),
+    "LEEWAY": 0,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "CHECK_USER_IS_ACTIVE": True,
+    # Tokens carry a hash of the password hash: changing a password revokes every token.
+    "CHECK_REVOKE_TOKEN": True,
+}
+
+# --- Realtime ----------------------------------------------------------------------------------
+# Every knob of the WebSocket layer, read through realtime.conf.realtime_settings.
+REALTIME = {
+    # Browser origins allowed to open a socket (scheme://host[:port]); other origins are refused.
+    "ALLOWED_ORIGINS": env.list(
+        "WS_ALLOWED_ORIGINS",
+        CSRF_TRUSTED_ORIGINS or ["http://127.0.0.1:8000", "http://localhost:8000"],
+    ),
+    # Native clients send no Origin; allow them only when they authenticate by header.
+    "ALLOW_NO_ORIGIN_WITH_HEADER_AUTH": env.bool("WS_ALLOW_NO_ORIGIN_WITH_HEADER_AUTH", True),
+    # The one subprotocol the server speaks; selected whenever a client offers it.
+    "SUBPROTOCOL": "chat.v1",
+    # A ticket only has to survive the round trip from the POST to the socket open.
+    "TICKET_TTL_SECONDS": 30,
+    # Messages sent with `joined`; older ones are paged through REST with ?before=<id>.
+    "HISTORY_LIMIT": 50,
+    # Long enough for a paragraph, short enough that 1000 of them fit a screen of history.
+    "MAX_BODY_CHARS": 4000,
+    # Largest text frame the consumer parses: 4000 four-byte characters plus the envelope.
+    "MAX_FRAME_BYTES": 32 * 1024,
+    # daphne refuses bigger WebSocket messages outright (close 1009) before the app sees them.
+    "TRANSPORT_MAX_MESSAGE_BYTES": 64 * 1024,
+    # Centrifugo allows 128 channels per connection; a person reads far fewer rooms at once.
+    "MAX_ROOMS_PER_CONNECTION": 100,
+    # Token bucket per connection: bursts of 20 frames, 5 frames/s sustained.
+    "RATE_BURST": 20,
+    "RATE_PER_SECOND": 5.0,
+    # Frames refused by the rate limit before the socket is closed with 4008.
+    "RATE_STRIKES_BEFORE_CLOSE": 20,
+    # Protocol errors (bad JSON, bad schema...) tolerated before closing with 4400.
+    "MAX_PROTOCOL_ERRORS": 10,
+}
+
+# --- Logging -----------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO").upper()
+LOGGING = build_logging(
+    level=LOG_LEVEL,
+    fmt=env.str("LOG_FORMAT", "text"),
+    realtime_file=Path(env.str("LOG_FILE", str(VAR_DIR / "log" / "realtime.log"))),
+    file_max_bytes=env.int("LOG_FILE_MAX_BYTES", 10 * 1024 * 1024),
+    file_backups=env.int("LOG_FILE_BACKUPS", 5),
+)

@@ -1,0 +1,37 @@
+"""Production: secrets and hosts come from the environment or the process refuses to start.
+
+TLS ends at nginx (deploy/nginx.conf), which sets X-Forwarded-Proto; Django trusts that header
+only because nothing reaches daphne except through nginx on loopback or a private network.
+"""
+
+from config.env import env
+from config.settings.base import *  # noqa: F403
+from config.settings.base import REALTIME, SIMPLE_JWT
+
+DEBUG = False
+
+SECRET_KEY = env.required("SECRET_KEY", "a long random string that signs sessions and JWTs")
+ALLOWED_HOSTS = env.required("ALLOWED_HOSTS", "comma-separated host names served").split(",")
+ALLOWED_HOSTS = [host.strip() for host in ALLOWED_HOSTS if host.strip()]
+REDIS_URL = env.required(
+    "REDIS_URL", "redis://host:port/db carries messages between daphne processes"
+)
+CSRF_TRUSTED_ORIGINS = env.list(
+    "CSRF_TRUSTED_ORIGINS", [f"https://{host}" for host in ALLOWED_HOSTS if host != "*"]
+)
+SIMPLE_JWT["SIGNING_KEY"] = env.str("JWT_SIGNING_KEY") or SECRET_KEY
+REALTIME["ALLOWED_ORIGINS"] = env.list("WS_ALLOWED_ORIGINS", CSRF_TRUSTED_ORIGINS)
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+# /healthz is probed over plain HTTP by the load balancer and systemd, never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,47 @@
+from django.contrib import admin
+
+from realtime.models import Membership, Message, Room
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ("user",)
+    fields = ("user", "role", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("slug", "title", "is_private", "created_by", "created_at")
+    list_filter = ("is_private", "created_at")
+    search_fields = ("slug", "title")
+    autocomplete_fields = ("created_by",)
+    readonly_fields = ("created_at",)
+    inlines = (MembershipInline,)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("room", "user", "role", "created_at")
+    list_filter = ("role", "room")
+    search_fields = ("room__slug", "user__username", "user__email")
+    autocomplete_fields = ("room", "user")
+    list_select_related = ("room", "user")
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "room", "author", "short_body", "created_at")
+    list_filter = ("room", "created_at")
+    search_fields = ("body", "author__username", "room__slug")
+    date_hierarchy = "created_at"
+    autocomplete_fields = ("room", "author")
+    list_select_related = ("room", "author")
+    readonly_fields = ("created_at",)
+    # The list view pages by id; counting every row of a large table on each page is slow.
+    show_full_result_count = False
+
+    @admin.display(description="body")
+    def short_body(self, message: Message) -> str:
+        return message.body if len(message.body) <= 80 else message.body[:77] + "..."

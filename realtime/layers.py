@@ -1,0 +1,45 @@
+"""The Redis channel layer with a bounded, blocking connection pool and timeouts.
+
+channels-redis 4.3 builds a plain redis-py ConnectionPool per event loop and passes no limit;
+redis-py 8 caps an asyncio pool at 100 connections and raises MaxConnectionsError past that,
+so a burst of a few hundred handshakes fails with HTTP 500. A BlockingConnectionPool makes
+the burst queue for a connection for up to `pool_timeout` seconds instead, and the socket
+timeouts turn a hung Redis into an error the consumer answers (1013) instead of a hang.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels_redis.core import RedisChannelLayer
+from redis.asyncio import BlockingConnectionPool
+
+
+class PooledRedisChannelLayer(RedisChannelLayer):
+    def __init__(
+        self,
+        *,
+        pool_max_connections: int = 100,
+        pool_timeout: float = 5,
+        socket_connect_timeout: float = 2,
+        socket_timeout: float = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if socket_timeout <= self.brpop_timeout:
+            raise ValueError(
+                f"socket_timeout ({socket_timeout}s) must exceed the layer's blocking receive "
+                f"({self.brpop_timeout}s), or every idle receive fails with a timeout."
+            )
+        self.pool_options = {
+            "max_connections": pool_max_connections,
+            "timeout": pool_timeout,
+            "socket_connect_timeout": socket_connect_timeout,
+            "socket_timeout": socket_timeout,
+        }
+
+    def create_pool(self, index: int) -> BlockingConnectionPool:
+        host = dict(self.hosts[index])
+        if "address" not in host:
+            raise ValueError("PooledRedisChannelLayer takes hosts as redis:// URLs.")
+        return BlockingConnectionPool.from_url(host.pop("address"), **host, **self.pool_options)

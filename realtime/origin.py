@@ -1,0 +1,47 @@
+"""First layer of the WebSocket stack: refuse handshakes from origins not on the allow-list.
+
+Browsers always send `Origin` with a WebSocket handshake and let any page open a socket to
+any site, carrying that site's cookies and tickets: checking the origin stops cross-site
+WebSocket hijacking. Native clients send no `Origin`; they are let through only when they
+authenticate with an `Authorization` header (a browser cannot set one on a WebSocket), and
+only when ALLOW_NO_ORIGIN_WITH_HEADER_AUTH is on. The token itself is checked next, by
+realtime.middleware.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from realtime.conf import realtime_settings
+from realtime.handshake import client_address, header, refuse
+from realtime.protocol import CloseCode
+
+logger = logging.getLogger("realtime.security")
+
+
+class OriginAllowListMiddleware:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            raise ValueError("OriginAllowListMiddleware only wraps WebSocket applications.")
+        origin = header(scope, b"origin")
+        if self.allowed(origin, has_auth_header=header(scope, b"authorization") is not None):
+            return await self.inner(scope, receive, send)
+        logger.warning(
+            "ws refused reason=%s addr=%s origin=%r path=%s",
+            "origin_missing" if origin is None else "origin_not_allowed",
+            client_address(scope),
+            origin and origin[:200],
+            scope.get("path"),
+        )
+        return await refuse(scope, receive, send, CloseCode.FORBIDDEN)
+
+    @staticmethod
+    def allowed(origin: str | None, *, has_auth_header: bool) -> bool:
+        limits = realtime_settings()
+        if origin is None:
+            return has_auth_header and limits.ALLOW_NO_ORIGIN_WITH_HEADER_AUTH
+        return origin.rstrip("/").lower() in limits.ALLOWED_ORIGINS

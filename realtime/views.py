@@ -1,0 +1,142 @@
+"""Rooms, history and WebSocket tickets over REST (/api/rooms/, /api/realtime/ticket/)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError
+from rest_framework import status
+from rest_framework.exceptions import (
+    APIException,
+    ErrorDetail,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from accounts.throttles import ClientAddressRateThrottle
+from realtime import selectors, services, tickets
+from realtime.conf import realtime_settings
+from realtime.exceptions import RoomForbidden, RoomNotFound
+from realtime.models import Membership, Room
+from realtime.serializers import HistoryQuerySerializer, MemberSerializer, RoomSerializer
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A backing service is unavailable; retry later."
+    default_code = "unavailable"
+
+
+class TicketRateThrottle(ClientAddressRateThrottle):
+    scope = "ticket"
+
+
+def _readable_room(user: User, slug: str) -> Room:
+    try:
+        return selectors.room_get_readable(user=user, slug=slug)
+    except RoomNotFound:
+        raise NotFound("No such room.") from None
+    except RoomForbidden:
+        raise PermissionDenied("This room is for its members only.") from None
+
+
+def _owned_room(user: User, slug: str) -> Room:
+    room = _readable_room(user, slug)
+    if not Membership.objects.filter(room=room, user=user, role=Membership.Role.OWNER).exists():
+        raise PermissionDenied("Only the room's owner may manage its members.")
+    return room
+
+
+class RoomListView(APIView):
+    """GET: rooms the user may join. POST slug, title, is_private: create one the user owns."""
+
+    def get(self, request: Request) -> Response:
+        rooms = selectors.room_list_visible(user=request.user)
+        return Response({"rooms": RoomSerializer(rooms, many=True).data})
+
+    def post(self, request: Request) -> Response:
+        serializer = RoomSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            room = services.room_create(creator=request.user, **serializer.validated_data)
+        except IntegrityError:  # lost a race for the slug
+            raise ValidationError(
+                {"slug": [ErrorDetail("A room with that slug already exists.", code="unique")]}
+            ) from None
+        return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
+
+
+class RoomMessagesView(APIView):
+    """GET ?before=<id>&limit=<n>: a page of history, oldest first, and whether more exists."""
+
+    def get(self, request: Request, slug: str) -> Response:
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        room = _readable_room(request.user, slug)
+        limit = query.validated_data["limit"]
+        page = selectors.message_history(
+            room=room, limit=limit + 1, before=query.validated_data.get("before")
+        )
+        has_more = len(page) > limit
+        page = page[1:] if has_more else page
+        return Response(
+            {
+                "messages": [selectors.message_payload(m, room_slug=room.slug) for m in page],
+                "has_more": has_more,
+            }
+        )
+
+
+class RoomMembersView(APIView):
+    """POST username: the owner adds a member to the room."""
+
+    def post(self, request: Request, slug: str) -> Response:
+        room = _owned_room(request.user, slug)
+        serializer = MemberSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = User.objects.filter(
+            username__iexact=serializer.validated_data["username"], is_active=True
+        ).first()
+        if user is None:
+            raise NotFound("No such user.")
+        membership = services.membership_add(room=room, user=user)
+        return Response(
+            {"room": room.slug, "username": user.username, "role": membership.role},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class RoomMemberView(APIView):
+    """DELETE: the owner removes a member (or a member leaves); their sockets leave the room."""
+
+    def delete(self, request: Request, slug: str, username: str) -> Response:
+        is_self = username.lower() == request.user.username.lower()
+        room = _readable_room(request.user, slug) if is_self else _owned_room(request.user, slug)
+        user = User.objects.filter(username__iexact=username).first()
+        if user is None or not services.membership_remove(room=room, user=user):
+            raise NotFound("No such member.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TicketView(APIView):
+    """POST (with an access token): a single-use WebSocket ticket valid for a few seconds."""
+
+    throttle_classes = (TicketRateThrottle,)
+
+    def post(self, request: Request) -> Response:
+        try:
+            ticket = tickets.ticket_issue(user_id=request.user.pk)
+        except Exception:
+            logger.exception("ticket store failed")
+            raise ServiceUnavailable() from None
+        return Response(
+            {"ticket": ticket, "expires_in": realtime_settings().TICKET_TTL_SECONDS},
+            status=status.HTTP_201_CREATED,
+        )

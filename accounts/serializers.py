@@ -7,6 +7,10 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.fields import get_error_detail
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from accounts import selectors
 from accounts.models import User
@@ -46,3 +50,25 @@ class UserSerializer(serializers.ModelSerializer):
         model = User
         fields = ["id", "username", "email", "date_joined"]
         read_only_fields = fields
+
+
+class RefreshSerializer(TokenRefreshSerializer):
+    """SimpleJWT's refresh, plus the user checks its access-token authentication makes.
+
+    Upstream's refresh makes neither: a deleted user's token would be a server error, and a
+    token minted before a password change would go on minting access tokens.
+    """
+
+    def validate(self, attrs: dict) -> dict:
+        refresh = self.token_class(attrs["refresh"])
+        user_id = refresh.payload.get(jwt_settings.USER_ID_CLAIM)
+        user = User.objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
+        if user is None:
+            raise AuthenticationFailed("User not found", code="user_not_found")
+        if jwt_settings.CHECK_REVOKE_TOKEN and refresh.get(
+            jwt_settings.REVOKE_TOKEN_CLAIM
+        ) != get_md5_hash_password(user.password):
+            raise AuthenticationFailed(
+                "The user's password has been changed.", code="password_changed"
+            )
+        return super().validate(attrs)

@@ -16,7 +16,7 @@ from rest_framework_simplejwt.views import (
 
 from accounts import services
 from accounts.models import User
-from accounts.serializers import RegisterSerializer, UserSerializer
+from accounts.serializers import RefreshSerializer, RegisterSerializer, UserSerializer
 from accounts.throttles import LoginRateThrottle, RegisterRateThrottle
 
 
@@ -42,6 +42,8 @@ class LoginView(TokenObtainPairView):
 
 class RefreshView(TokenRefreshView):
     """POST refresh: returns a new pair; the refresh token sent is blacklisted (rotation)."""
+
+    serializer_class = RefreshSerializer
 
 
 class VerifyView(TokenVerifyView):

@@ -21,7 +21,10 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework_simplejwt.exceptions import InvalidToken
 
+from config.backends import BACKEND_ERRORS
+
 logger = logging.getLogger(__name__)
+
 security_logger = logging.getLogger("realtime.security")
 
 # DRF and SimpleJWT codes renamed to what a client author would look for.
@@ -89,6 +92,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     request = context.get("request")
+    if response is None and isinstance(exc, BACKEND_ERRORS):
+        # Redis (cache, throttles, tickets) or the database is down: the client should retry.
+        logger.error(
+            "API backend unavailable path=%s error=%s",
+            getattr(request, "path", "-"),
+            type(exc).__name__,
+        )
+        return Response(
+            error_body("unavailable", "A backing service is unavailable; retry later."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     if response is None:
         logger.error("unhandled API error path=%s", getattr(request, "path", "-"), exc_info=exc)
         return Response(

@@ -26,6 +26,9 @@ _SECRET_FIELD = re.compile(
     r"""(?ix)
     (["']?\b(?:password\d?|new_password\d?|old_password|passwd|secret|refresh|access|token|ticket)
     ["']?\s*[:=]\s*)
+    # Not a value already redacted (by _JWT, or by another handler's filter on the same
+    # record): matching "[REDACTED" again would leave a stray "]" on every pass.
+    (?!\[REDACTED\](?:[\s,&}\]]|$))
     ("[^"]*"|'[^']*'|[^\s,&}\]]+)
     """
 )

@@ -19,9 +19,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import Error as DatabaseError
-from redis.exceptions import RedisError
 
+from config.backends import BACKEND_ERRORS
 from realtime import groups, protocol, selectors, services
 from realtime.conf import realtime_settings
 from realtime.exceptions import RoomForbidden, RoomNotFound
@@ -31,14 +30,6 @@ from realtime.ratelimit import FrameRateLimiter, Verdict
 
 connection_logger = logging.getLogger("realtime.connection")
 protocol_logger = logging.getLogger("realtime.protocol")
-
-# What Redis (through the channel layer or cache) and the database raise when unavailable.
-BACKEND_ERRORS: tuple[type[BaseException], ...] = (
-    RedisError,
-    OSError,
-    TimeoutError,
-    DatabaseError,
-)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -66,8 +57,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.connected_at = time.monotonic()
         self.accepted = False
         self.closing = False
-        # Room slug -> id of the newest message sent in `joined`; older live copies are dropped.
-        self.rooms: dict[str, int] = {}
+        # Room slug -> ids of the messages sent in `joined`, whose live copies are dropped.
+        self.rooms: dict[str, frozenset[int]] = {}
         self.protocol_errors = 0
         self.limiter = FrameRateLimiter(
             burst=limits.RATE_BURST,
@@ -128,6 +119,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _abort(self, code: CloseCode) -> None:
         """Close after a backend failure, accepting first so the client sees the code."""
+        if getattr(self, "closing", False):
+            return
         try:
             if not getattr(self, "accepted", False):
                 await self.accept(subprotocol=select_subprotocol(self.scope))
@@ -211,7 +204,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await self._discard(group)
             self.rooms.pop(frame.room, None)
             raise self._room_error(exc, frame) from None
-        self.rooms[frame.room] = history[-1]["id"] if history else 0
+        self.rooms[frame.room] = frozenset(message["id"] for message in history)
         await self.send_frame(protocol.joined_frame(frame.room, history, frame.ref))
 
     async def handle_leave(self, frame: protocol.Leave) -> None:
@@ -260,8 +253,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- Group events (handler names follow the event type: "chat.message" -> chat_message) ---
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        newest_in_history = self.rooms.get(event["room"])
-        if newest_in_history is not None and event["id"] > newest_in_history:
+        # Drop live copies of messages `joined` already carried. Matching ids rather than
+        # comparing with the newest one: on PostgreSQL a lower id may commit after a higher one,
+        # and would otherwise be dropped although the history never held it.
+        in_history = self.rooms.get(event["room"])
+        if in_history is not None and event["id"] not in in_history:
             await self.send(text_data=event["text"])
 
     async def room_closed(self, event: dict[str, Any]) -> None:
@@ -274,7 +270,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await database_sync_to_async(selectors.room_get_readable)(
                 user=self.user, slug=event["room"]
             )
-        except (RoomNotFound, RoomForbidden):
+        except RoomNotFound:
+            # Deleting a room deletes its memberships first, so their revocations arrive
+            # before room.closed: the room being gone is the reason the client needs.
+            await self._leave_by_server(event["room"], "room_deleted")
+        except RoomForbidden:
             await self._leave_by_server(event["room"], "membership_revoked")
 
     async def session_end(self, event: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ Credentials are looked for in this order, and the first one found is the only on
    accepts with `chat.v1` and never echoes the token;
 3. `?ticket=<one-time ticket>` from POST /api/realtime/ticket/ (any client).
 
-A token in the query string (`?token=`, `?access=`, `?jwt=`...) is refused outright: URLs
+A token in the query string (parameters named token, access, jwt...) is refused outright: URLs
 end up in proxy logs and browser history. Tokens are validated by SimpleJWT itself
 (JWTAuthentication.get_validated_token and get_user), so the project's SIMPLE_JWT settings,
 token types, audience, issuer, algorithm and active-user checks all apply. A refused
@@ -23,12 +23,12 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from django.db import DatabaseError
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.models import User
+from config.backends import BACKEND_ERRORS
 from realtime import tickets
 from realtime.handshake import client_address, header, refuse
 from realtime.protocol import CloseCode
@@ -44,7 +44,7 @@ FORBIDDEN_QUERY_PARAMS = frozenset(
 # Reasons whose retry cannot succeed: the client is told not to reconnect.
 _FORBIDDEN_REASONS = frozenset({"token_in_query", "user_inactive"})
 # Reasons that are the server's fault: the client should retry with backoff.
-_UNAVAILABLE_REASONS = frozenset({"ticket_store_unavailable", "database_unavailable"})
+_UNAVAILABLE_REASONS = frozenset({"backend_unavailable"})
 
 
 class HandshakeRefused(Exception):
@@ -106,17 +106,23 @@ def user_from_access_token(raw_token: str) -> User:
     except InvalidToken:
         raise HandshakeRefused("invalid_token") from None
     except AuthenticationFailed as exc:
-        codes = exc.get_codes()
-        raise HandshakeRefused(codes if isinstance(codes, str) else "invalid_token") from None
+        raise HandshakeRefused(_failure_code(exc)) from None
+
+
+def _failure_code(exc: AuthenticationFailed) -> str:
+    """The failure's code ("user_inactive", "user_not_found"...), else "invalid_token".
+
+    SimpleJWT's AuthenticationFailed carries a dict detail ({"detail": ..., "code": ...}),
+    whose get_codes() is a dict too: the code must be read from the detail itself.
+    """
+    detail = exc.detail
+    code = detail.get("code") if isinstance(detail, dict) else getattr(detail, "code", None)
+    return str(code) if code else "invalid_token"
 
 
 def user_from_ticket(ticket: str) -> User:
     """Spend a ticket and load its active user; raise HandshakeRefused."""
-    try:
-        user_id = tickets.ticket_redeem(ticket)
-    except Exception:
-        logger.exception("ticket store failed during a handshake")
-        raise HandshakeRefused("ticket_store_unavailable") from None
+    user_id = tickets.ticket_redeem(ticket)
     if user_id is None:
         raise HandshakeRefused("invalid_ticket")
     user = User.objects.filter(pk=user_id).first()
@@ -134,9 +140,10 @@ def authenticate(credential: Credential) -> User:
         if credential.method == "ticket":
             return user_from_ticket(credential.value)
         return user_from_access_token(credential.value)
-    except DatabaseError:
-        logger.exception("database failed during a handshake")
-        raise HandshakeRefused("database_unavailable") from None
+    except BACKEND_ERRORS as exc:
+        # The ticket store (Redis) or the database: the client should retry with backoff.
+        logger.error("ws handshake backend failed error=%s", type(exc).__name__)
+        raise HandshakeRefused("backend_unavailable") from None
 
 
 class TokenAuthMiddleware:

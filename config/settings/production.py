@@ -4,6 +4,8 @@ TLS ends at nginx (deploy/nginx.conf), which sets X-Forwarded-Proto; Django trus
 only because nothing reaches daphne except through nginx on loopback or a private network.
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env
 from config.settings.base import *  # noqa: F403
 from config.settings.base import REALTIME, SIMPLE_JWT
@@ -11,8 +13,12 @@ from config.settings.base import REALTIME, SIMPLE_JWT
 DEBUG = False
 
 SECRET_KEY = env.required("SECRET_KEY", "a long random string that signs sessions and JWTs")
-ALLOWED_HOSTS = env.required("ALLOWED_HOSTS", "comma-separated host names served").split(",")
+_HOSTS_WHY = "comma-separated host names served"
+ALLOWED_HOSTS = env.required("ALLOWED_HOSTS", _HOSTS_WHY).split(",")
 ALLOWED_HOSTS = [host.strip() for host in ALLOWED_HOSTS if host.strip()]
+if not ALLOWED_HOSTS:
+    # Only commas and blanks: Django would answer every request 400 rather than fail here.
+    raise ImproperlyConfigured(f"Set the ALLOWED_HOSTS environment variable: {_HOSTS_WHY}")
 REDIS_URL = env.required(
     "REDIS_URL", "redis://host:port/db carries messages between daphne processes"
 )

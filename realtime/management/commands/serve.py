@@ -3,17 +3,18 @@
     python manage.py serve --bind 127.0.0.1 --port 8000 [--proxy-headers]
 
 The caps come from settings.REALTIME; daphne closes a socket with 1009 when a message
-exceeds TRANSPORT_MAX_MESSAGE_BYTES, before the application reads it.
+exceeds TRANSPORT_MAX_MESSAGE_BYTES, before the application reads it. On SIGTERM every open
+socket is closed with 1001 (realtime.server).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from daphne.cli import CommandLineInterface
 from django.core.management.base import BaseCommand, CommandParser
 
 from realtime.conf import realtime_settings
+from realtime.server import GracefulCommandLineInterface
 
 
 class Command(BaseCommand):
@@ -58,4 +59,4 @@ class Command(BaseCommand):
             f"  WebSocket: ws://{options['bind']}:{options['port']}/ws/chat/\n"
             f"  Health:    {base}/healthz"
         )
-        CommandLineInterface().run([*argv, "config.asgi:application"])
+        GracefulCommandLineInterface().run([*argv, "config.asgi:application"])

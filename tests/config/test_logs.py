@@ -1,0 +1,318 @@
+"""The logging net: secrets redacted on every handler, JSON lines that parse, others kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.logs import (
+    REDACTED,
+    JsonLinesFormatter,
+    RedactSecretsFilter,
+    build_logging,
+    redact,
+)
+
+REPO = Path(__file__).resolve().parent.parent.parent
+# Shaped like a real HS256 token: three base64url parts, the first two JSON objects.
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+    ".eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwidXNlcl9pZCI6IjQyIn0"
+    ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+)
+
+
+def record(msg, *args, exc_info=None, name="realtime.security", **extra):
+    rec = logging.LogRecord(name, logging.WARNING, __file__, 1, msg, args, exc_info)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def filtered(rec: logging.LogRecord) -> logging.LogRecord:
+    assert RedactSecretsFilter().filter(rec) is True
+    return rec
+
+
+def raised(exc: BaseException):
+    try:
+        raise exc
+    except type(exc):
+        return sys.exc_info()
+
+
+# --- RedactSecretsFilter --------------------------------------------------------------------
+
+
+def test_jwt_in_the_message_is_redacted():
+    rec = filtered(record(f"ws connect token={JWT} from 10.0.0.1"))
+
+    assert JWT not in rec.getMessage()
+    assert JWT.split(".")[2] not in rec.getMessage()
+    assert rec.getMessage().startswith("ws connect token=")
+    assert "from 10.0.0.1" in rec.getMessage()
+    assert REDACTED in rec.getMessage()
+
+
+def test_bare_jwt_is_redacted_without_a_field_name():
+    rec = filtered(record(f"got {JWT} in a frame"))
+
+    assert rec.getMessage() == f"got {REDACTED} in a frame"
+
+
+def test_jwt_in_percent_args_is_redacted():
+    rec = filtered(record("handshake header=%s user=%s", JWT, "alice"))
+
+    assert JWT not in rec.getMessage()
+    assert "user=alice" in rec.getMessage()
+    # Formatting happened once, here; a later handler must not apply the args again.
+    assert rec.args == ()
+
+
+def test_jwt_in_a_traceback_is_redacted():
+    rec = filtered(record("decode failed", exc_info=raised(ValueError(f"bad token {JWT}"))))
+
+    assert JWT not in rec.exc_text
+    assert "ValueError: bad token" in rec.exc_text
+    assert "Traceback (most recent call last)" in rec.exc_text
+    formatted = logging.Formatter().format(rec)
+    assert JWT not in formatted
+    assert "ValueError" in formatted
+
+
+def test_secrets_in_stack_info_are_redacted():
+    rec = record("where")
+    rec.stack_info = f'  File "x.py", line 1, in f\n    check(password="hunter2-long", t={JWT})'
+
+    filtered(rec)
+
+    assert "hunter2-long" not in rec.stack_info
+    assert JWT not in rec.stack_info
+
+
+@pytest.mark.parametrize(
+    ("message", "secret", "kept"),
+    [
+        ("Authorization: Bearer abc123.opaque-token", "abc123.opaque-token", "Bearer"),
+        ("auth bearer s3cr3t-value, next", "s3cr3t-value", ", next"),
+        ("login password=hunter2-long user=alice", "hunter2-long", "user=alice"),
+        ('body {"username": "alice", "password": "hunter 2 long"}', "hunter 2 long", "alice"),
+        ("body {'new_password2': 'pa55-w0rd'}", "pa55-w0rd", "new_password2"),
+        (
+            "GET /ws/chat/?token=opaque-t0ken&ticket=t1ck3t-value&room=lobby",
+            "opaque-t0ken",
+            "room=lobby",
+        ),
+        ("GET /ws/chat/?token=opaque-t0ken&ticket=t1ck3t-value", "t1ck3t-value", "/ws/chat/?"),
+        ('{"refresh": "r3fresh-opaque"}', "r3fresh-opaque", "refresh"),
+        ("secret: do-not-print-me", "do-not-print-me", "secret"),
+    ],
+    ids=[
+        "bearer-header",
+        "bearer-lowercase",
+        "password-equals",
+        "password-json",
+        "new-password-quoted",
+        "query-token",
+        "query-ticket",
+        "refresh-json",
+        "secret-colon",
+    ],
+)
+def test_credentials_are_redacted(message, secret, kept):
+    rec = filtered(record(message))
+
+    assert secret not in rec.getMessage()
+    assert kept in rec.getMessage()
+    assert REDACTED in rec.getMessage()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "user alice joined room lobby (3 members)",
+        "api authentication failed code=invalid_credentials path=/api/auth/token/ addr=1.2.3.4",
+        "GET /api/rooms/?before=120 200",
+        "closing socket code=4008 reason=rate_limited",
+        "",
+    ],
+)
+def test_an_innocent_message_is_left_unchanged(message):
+    rec = filtered(record(message))
+
+    assert rec.getMessage() == message
+    assert redact(message) == message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"token={JWT}",
+        f'{{"access": "{JWT}", "refresh": "{JWT}"}}',
+        f"Authorization: Bearer {JWT}",
+        "password=hunter2-long&ticket=abc",
+    ],
+)
+def test_redaction_is_stable_when_every_handler_applies_it(message):
+    once = redact(message)
+
+    assert redact(once) == once
+    assert redact(redact(once)) == once
+    assert "]]" not in once
+
+
+def test_a_malformed_call_is_still_logged():
+    rec = filtered(record("two args %s %s", "only-one"))
+
+    assert rec.getMessage() == "two args %s %s"
+
+
+def test_filter_never_drops_a_record():
+    assert RedactSecretsFilter().filter(record(f"token={JWT}")) is True
+    assert RedactSecretsFilter().filter(record("nothing secret")) is True
+
+
+# --- JsonLinesFormatter ---------------------------------------------------------------------
+
+
+def test_json_formatter_emits_one_parseable_object_with_extras():
+    rec = record("user %s joined", "alice", name="realtime.connection", room="lobby", user_id=7)
+
+    line = JsonLinesFormatter().format(rec)
+
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING"
+    assert entry["logger"] == "realtime.connection"
+    assert entry["message"] == "user alice joined"
+    assert entry["room"] == "lobby"
+    assert entry["user_id"] == 7
+    assert entry["time"].endswith("+00:00")
+    assert "T" in entry["time"]
+    # Standard LogRecord attributes are not repeated as noise.
+    for attribute in ("args", "msg", "levelno", "pathname", "exc_info", "thread"):
+        assert attribute not in entry
+
+
+def test_json_formatter_includes_the_traceback_on_one_line():
+    rec = record("failed", exc_info=raised(RuntimeError("boom")))
+
+    line = JsonLinesFormatter().format(rec)
+
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert "RuntimeError: boom" in entry["exception"]
+
+
+def test_json_formatter_stringifies_values_json_cannot_hold():
+    rec = record("path", where=Path("/tmp/x"))  # noqa: S108
+
+    assert json.loads(JsonLinesFormatter().format(rec))["where"] == "/tmp/x"  # noqa: S108
+
+
+def test_json_formatter_after_redaction_carries_no_secret():
+    rec = filtered(record("token=%s", JWT, exc_info=raised(ValueError(JWT))))
+
+    line = JsonLinesFormatter().format(rec)
+
+    assert JWT not in line
+    assert json.loads(line)["message"] == f"token={REDACTED}"
+
+
+# --- build_logging --------------------------------------------------------------------------
+
+
+def build(tmp_path, fmt="text"):
+    return build_logging(
+        level="INFO",
+        fmt=fmt,
+        realtime_file=tmp_path / "logs" / "realtime.log",
+        file_max_bytes=1024,
+        file_backups=2,
+    )
+
+
+def test_build_logging_keeps_existing_loggers_and_filters_every_handler(tmp_path):
+    config = build(tmp_path)
+
+    assert config["disable_existing_loggers"] is False
+    assert config["handlers"]
+    for name, handler in config["handlers"].items():
+        assert "redact_secrets" in handler["filters"], name
+    assert config["filters"]["redact_secrets"]["()"] == "config.logs.RedactSecretsFilter"
+    assert (tmp_path / "logs").is_dir()
+
+
+def test_build_logging_formats(tmp_path):
+    text = build(tmp_path, "text")
+    as_json = build(tmp_path, "json")
+
+    assert text["handlers"]["console"]["formatter"] == "text"
+    assert as_json["handlers"]["console"]["formatter"] == "json"
+    assert as_json["formatters"]["json"]["()"] == "config.logs.JsonLinesFormatter"
+    # The file is always JSON lines, whatever the console uses.
+    assert text["handlers"]["realtime_file"]["formatter"] == "json"
+    assert text["handlers"]["realtime_file"]["maxBytes"] == 1024
+    assert text["handlers"]["realtime_file"]["backupCount"] == 2
+
+
+def test_build_logging_refuses_an_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="LOG_FORMAT must be 'text' or 'json'"):
+        build(tmp_path, "xml")
+
+
+# dictConfig replaces process-wide state, so it is applied in a fresh interpreter.
+APPLY_CONFIG = """
+import json, logging, logging.config, pathlib, sys
+from config.logs import build_logging, JsonLinesFormatter, RedactSecretsFilter
+
+tmp = pathlib.Path(sys.argv[1])
+existing = [logging.getLogger(name) for name in ("daphne.server", "django.security.csrf",
+                                                 "twisted")]
+logging.config.dictConfig(build_logging(level="INFO", fmt="json", realtime_file=tmp / "rt.log",
+                                        file_max_bytes=10000, file_backups=1))
+handlers = {h for name in ("", "realtime.security", "daphne", "django.request")
+            for h in logging.getLogger(name).handlers}
+token = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiNDIifQ.c2lnbmF0dXJlLXZhbHVl"
+logging.getLogger("realtime.security").warning("refused token=%s", token)
+logging.getLogger("daphne.server").info("listening %s", token)
+for handler in handlers:
+    handler.flush()
+print(json.dumps({
+    "disabled": [logger.name for logger in existing if logger.disabled],
+    "all_redact": all(any(isinstance(f, RedactSecretsFilter) for f in h.filters)
+                      for h in handlers),
+    "console_json": isinstance(logging.getLogger().handlers[0].formatter, JsonLinesFormatter),
+    "file_lines": (tmp / "rt.log").read_text().splitlines(),
+}))
+"""
+
+
+def test_applied_config_keeps_daphne_and_redacts_on_every_handler(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", APPLY_CONFIG, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    state = json.loads(result.stdout)
+    assert state["disabled"] == []
+    assert state["all_redact"] is True
+    assert state["console_json"] is True
+    entries = [json.loads(line) for line in state["file_lines"]]
+    assert [(e["logger"], e["message"]) for e in entries] == [
+        ("realtime.security", f"refused token={REDACTED}"),
+        ("daphne.server", f"listening {REDACTED}"),
+    ]
+    # The console got the same records, redacted and as JSON lines.
+    assert "eyJ1c2VyX2lkIjoiNDIifQ" not in result.stderr
+    console = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {e["logger"] for e in console} == {"realtime.security", "daphne.server"}

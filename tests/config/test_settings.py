@@ -1,0 +1,235 @@
+"""Production settings refuse to start half-configured; config.env parses strictly.
+
+Settings modules run once per process, so production is exercised in subprocesses with a
+controlled environment (nothing inherited, logs and var/ in a temporary directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import Env
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SETUP = ["-c", "import django; django.setup()"]
+
+
+@pytest.fixture
+def production_env(tmp_path) -> dict[str, str]:
+    """Everything production requires, plus paths that keep the run out of the checkout."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "VAR_DIR": str(tmp_path / "var"),
+        "LOG_FILE": str(tmp_path / "log" / "realtime.log"),
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "chat.example.com",
+        "REDIS_URL": "redis://127.0.0.1:6399/0",
+    }
+
+
+def run_python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL"])
+@pytest.mark.parametrize("how", ["unset", "blank"])
+def test_production_refuses_to_start_without_a_required_variable(production_env, name, how):
+    if how == "unset":
+        del production_env[name]
+    else:
+        production_env[name] = "   "
+
+    result = run_python(SETUP, production_env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"Set the {name} environment variable" in result.stderr
+
+
+def test_production_starts_with_the_required_variables(production_env):
+    result = run_python(SETUP, production_env)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_refuses_allowed_hosts_with_no_host_in_it(production_env):
+    production_env["ALLOWED_HOSTS"] = " , ,"
+
+    result = run_python(SETUP, production_env)
+
+    assert result.returncode != 0
+    assert "Set the ALLOWED_HOSTS environment variable" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DJANGO_DEBUG", "maybe"), ("SECURE_HSTS_SECONDS", "a year"), ("NUM_PROXIES", "one")],
+)
+def test_production_refuses_a_malformed_variable(production_env, name, value):
+    production_env[name] = value
+
+    result = run_python(SETUP, production_env)
+
+    assert result.returncode != 0
+    assert f"{name} must be" in result.stderr
+    assert repr(value) in result.stderr
+
+
+def test_check_deploy_passes_with_the_required_variables(production_env, tmp_path):
+    result = run_python(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    # Logging was set up under the temporary directory, not in the checkout.
+    assert (tmp_path / "log").is_dir()
+
+
+def test_check_deploy_fails_when_a_protection_is_switched_off(production_env):
+    production_env["SECURE_SSL_REDIRECT"] = "false"
+    production_env["SECURE_HSTS_SECONDS"] = "0"
+
+    result = run_python(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env
+    )
+
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "security.W008" in output
+    assert "security.W004" in output
+
+
+def test_production_derives_origins_and_signing_key_from_the_environment(production_env):
+    production_env["ALLOWED_HOSTS"] = "chat.example.com, api.example.com"
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, "
+        "'csrf': s.CSRF_TRUSTED_ORIGINS, 'signing_is_secret': "
+        "s.SIMPLE_JWT['SIGNING_KEY'] == s.SECRET_KEY, 'cache': s.CACHES['default']['BACKEND'], "
+        "'redis': s.REDIS_URL}))"
+    )
+
+    result = run_python(["-c", script], production_env)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "debug": False,
+        "hosts": ["chat.example.com", "api.example.com"],
+        "csrf": ["https://chat.example.com", "https://api.example.com"],
+        "signing_is_secret": True,
+        "cache": "django.core.cache.backends.redis.RedisCache",
+        "redis": "redis://127.0.0.1:6399/0",
+    }
+
+
+def test_production_debug_stays_off_whatever_the_environment_says(production_env):
+    production_env["DJANGO_DEBUG"] = "true"
+    script = (
+        "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    )
+
+    result = run_python(["-c", script], production_env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+# --- config.env -----------------------------------------------------------------------------
+
+
+def test_str_falls_back_to_the_default_when_unset_or_empty():
+    env = Env({"SET": "value", "EMPTY": ""})
+
+    assert env.str("SET", "default") == "value"
+    assert env.str("EMPTY", "default") == "default"
+    assert env.str("UNSET", "default") == "default"
+    assert env.str("UNSET") == ""
+
+
+def test_required_returns_the_stripped_value():
+    assert Env({"NAME": "  value "}).required("NAME", "why") == "value"
+
+
+@pytest.mark.parametrize("environ", [{}, {"NAME": ""}, {"NAME": " \t "}])
+def test_required_names_the_missing_variable_and_why(environ):
+    with pytest.raises(ImproperlyConfigured, match="Set the NAME environment variable: because"):
+        Env(environ).required("NAME", "because")
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "True", "YES", "on", " yes "])
+def test_bool_true_words(raw):
+    assert Env({"FLAG": raw}).bool("FLAG", default=False) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "FALSE", "no", "off", ""])
+def test_bool_false_words(raw):
+    assert Env({"FLAG": raw}).bool("FLAG", default=True) is False
+
+
+def test_bool_unset_is_the_default():
+    assert Env({}).bool("FLAG", default=True) is True
+    assert Env({}).bool("FLAG", default=False) is False
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "truthy", "y e s"])
+def test_bool_refuses_other_words_naming_the_variable(raw):
+    with pytest.raises(ImproperlyConfigured, match="FLAG must be true or false") as excinfo:
+        Env({"FLAG": raw}).bool("FLAG", default=False)
+    assert repr(raw) in str(excinfo.value)
+
+
+def test_int_parses_and_defaults():
+    assert Env({"N": "42"}).int("N", 7) == 42
+    assert Env({"N": " -3 "}).int("N", 7) == -3
+    assert Env({"N": ""}).int("N", 7) == 7
+    assert Env({"N": "  "}).int("N", 7) == 7
+    assert Env({}).int("N", 7) == 7
+
+
+@pytest.mark.parametrize("raw", ["ten", "1.5", "12abc", "0x10"])
+def test_int_refuses_non_integers_naming_the_variable(raw):
+    with pytest.raises(ImproperlyConfigured, match="N must be an integer") as excinfo:
+        Env({"N": raw}).int("N", 7)
+    assert repr(raw) in str(excinfo.value)
+
+
+def test_list_splits_on_commas_and_drops_blanks():
+    assert Env({"L": " a, b ,,c , "}).list("L") == ["a", "b", "c"]
+    assert Env({"L": ""}).list("L", ["x"]) == []
+    assert Env({}).list("L") == []
+
+
+def test_list_default_is_a_copy():
+    default = ["x"]
+
+    result = Env({}).list("L", default)
+    result.append("y")
+
+    assert default == ["x"]
+
+
+def test_env_reads_the_process_environment_by_default(monkeypatch):
+    monkeypatch.setenv("CHAT_TEST_ONLY_VARIABLE", "from-the-process")
+
+    assert Env().str("CHAT_TEST_ONLY_VARIABLE") == "from-the-process"

@@ -1,0 +1,185 @@
+"""Fixtures that start real redis-server and daphne processes on free 127.0.0.1 ports.
+
+Shared (session) instances serve the tests that only read and write through them. A test
+that stops Redis or kills a worker asks for its own through `start_redis`/`start_server`,
+so the shared instances stay healthy for everyone else. Every process is stopped at
+teardown, even when the test failed, and once more at exit as a last resort.
+"""
+
+from __future__ import annotations
+
+import atexit
+import secrets
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services.support import (
+    ORIGIN,
+    PYTHON,
+    ROOT,
+    Api,
+    RedisServer,
+    Server,
+    ServiceError,
+    base_environment,
+    redis_server_binary,
+    unique_name,
+)
+
+_started: list[RedisServer | Server] = []
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    # Reached only if teardown itself was interrupted (Ctrl-C, a crash in a fixture).
+    for process in reversed(_started):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    try:
+        return redis_server_binary()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def server_env(services_dir: Path) -> dict[str, str]:
+    """What every server of the run shares: key, database, origins, generous throttles."""
+    env = base_environment()
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DJANGO_DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=f"sqlite:///{services_dir / 'db.sqlite3'}",
+        WS_ALLOWED_ORIGINS=ORIGIN,
+        THROTTLE_LOGIN="10000/min",
+        THROTTLE_REGISTER="10000/min",
+        THROTTLE_TICKET="10000/min",
+        LOG_FORMAT="json",
+        VAR_DIR=str(services_dir / "var-migrate"),
+        LOG_FILE=str(services_dir / "var-migrate" / "realtime.log"),
+    )
+    # One migrated database for the whole run; every server opens the same file.
+    result = subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"migrate failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+    return env
+
+
+def _server_factory(
+    services_dir: Path, server_env: dict[str, str], started: list[Server]
+) -> Callable[..., Server]:
+    def start(redis_url: str | None, *, name: str = "daphne", **overrides: str) -> Server:
+        name = unique_name(name)
+        workdir = services_dir / name
+        env = dict(
+            server_env,
+            VAR_DIR=str(workdir / "var"),
+            LOG_FILE=str(workdir / "realtime.log"),
+            **overrides,
+        )
+        if redis_url is not None:
+            env["REDIS_URL"] = redis_url
+        server = Server(name=name, env=env, workdir=workdir)
+        started.append(server)
+        _started.append(server)
+        return server.start()
+
+    return start
+
+
+def _redis_factory(
+    services_dir: Path, binary: str, started: list[RedisServer]
+) -> Callable[[], RedisServer]:
+    def start() -> RedisServer:
+        server = RedisServer(binary=binary, workdir=services_dir / unique_name("redis"))
+        started.append(server)
+        _started.append(server)
+        return server.start()
+
+    return start
+
+
+def _stop_all(processes: list[RedisServer] | list[Server]) -> None:
+    for process in reversed(processes):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(services_dir: Path, redis_binary: str) -> Iterator[RedisServer]:
+    started: list[RedisServer] = []
+    try:
+        yield _redis_factory(services_dir, redis_binary, started)()
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture(scope="session")
+def server_pair(
+    services_dir: Path, server_env: dict[str, str], redis_server: RedisServer
+) -> Iterator[tuple[Server, Server]]:
+    """Two daphne processes behind one Redis, as two workers behind a load balancer."""
+    started: list[Server] = []
+    try:
+        start = _server_factory(services_dir, server_env, started)
+        yield start(redis_server.url, name="a"), start(redis_server.url, name="b")
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture
+def server_a(server_pair: tuple[Server, Server]) -> Server:
+    return server_pair[0]
+
+
+@pytest.fixture
+def server_b(server_pair: tuple[Server, Server]) -> Server:
+    return server_pair[1]
+
+
+@pytest.fixture
+def api(server_a: Server) -> Api:
+    return Api(server_a)
+
+
+@pytest.fixture
+def start_redis(services_dir: Path, redis_binary: str) -> Iterator[Callable[[], RedisServer]]:
+    """Start a Redis this test alone uses (and may stop); stopped at teardown."""
+    started: list[RedisServer] = []
+    try:
+        yield _redis_factory(services_dir, redis_binary, started)
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture
+def start_server(
+    services_dir: Path, server_env: dict[str, str]
+) -> Iterator[Callable[..., Server]]:
+    """Start daphne processes this test alone uses (and may kill); stopped at teardown.
+
+    start_server(redis_url, name=..., **ENV_OVERRIDES) -> Server
+    """
+    started: list[Server] = []
+    try:
+        yield _server_factory(services_dir, server_env, started)
+    finally:
+        _stop_all(started)

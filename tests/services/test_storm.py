@@ -1,0 +1,161 @@
+"""A burst of sockets on one worker whose Redis pool is far smaller than the burst.
+
+redis-py 8 caps an asyncio ConnectionPool at 100 connections and raises MaxConnectionsError
+past that, and channels-redis creates its pool with no limit of its own: on the stock layer
+a burst of a few hundred sockets fails. The project's layer queues for a pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.services.support import (
+    HOST,
+    Api,
+    RedisServer,
+    Server,
+    message_by_id,
+    post,
+    request,
+    ws_connect,
+)
+
+pytestmark = [pytest.mark.services, pytest.mark.asyncio]
+
+BURST = 400
+POOL_SIZE = 50
+# Room for the burst, the test's own sockets and the server's files and Redis connections.
+FILES_NEEDED = BURST + 200
+BURST_TIMEOUT = 60.0
+
+
+def _ensure_open_files(pid: int | None = None) -> None:
+    """Raise the soft open-files limit (of this process, or of `pid`) to fit the burst."""
+    soft, hard = resource.prlimit(pid or 0, resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < FILES_NEEDED:
+        if hard != resource.RLIM_INFINITY and hard < FILES_NEEDED:
+            pytest.fail(f"open files hard limit {hard} < {FILES_NEEDED}; raise `ulimit -Hn`")
+        resource.prlimit(pid or 0, resource.RLIMIT_NOFILE, (FILES_NEEDED, hard))
+
+
+@dataclass
+class Burst:
+    sockets: list[ClientConnection] = field(default_factory=list)
+    handshakes: Counter[str] = field(default_factory=Counter)
+    joins: Counter[str] = field(default_factory=Counter)
+
+
+async def _open(server: Server, token: str, burst: Burst) -> None:
+    try:
+        ws = await ws_connect(server, token=token, open_timeout=BURST_TIMEOUT)
+    except InvalidStatus as exc:
+        burst.handshakes[f"HTTP {exc.response.status_code}"] += 1
+    except (OSError, TimeoutError) as exc:
+        burst.handshakes[type(exc).__name__] += 1
+    else:
+        burst.handshakes["open"] += 1
+        burst.sockets.append(ws)
+
+
+async def _join(ws: ClientConnection, room: str, burst: Burst) -> None:
+    try:
+        reply = await request(ws, {"type": "join", "room": room}, within=BURST_TIMEOUT)
+    except ConnectionClosed as exc:
+        burst.joins[f"closed {exc.rcvd.code if exc.rcvd else 1006}"] += 1
+    else:
+        burst.joins[reply["type"] if reply["type"] == "joined" else reply["code"]] += 1
+
+
+async def _burst(server: Server, token: str, room: str) -> Burst:
+    """Open BURST sockets at once, then have every one of them join `room` at once."""
+    burst = Burst()
+    async with asyncio.timeout(BURST_TIMEOUT):
+        await asyncio.gather(*(_open(server, token, burst) for _ in range(BURST)))
+        await asyncio.gather(*(_join(ws, room, burst) for ws in burst.sockets))
+    return burst
+
+
+async def _close_all(sockets: list[ClientConnection]) -> None:
+    async with asyncio.timeout(30):
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+@pytest.fixture
+def storm_redis(start_redis: Callable[[], RedisServer]) -> RedisServer:
+    # Its own Redis, so its client count is this worker's alone.
+    return start_redis()
+
+
+def _start_storm_server(start_server: Callable[..., Server], redis_url: str, **env: str) -> Server:
+    _ensure_open_files()
+    server = start_server(
+        redis_url, name="storm", REDIS_POOL_MAX_CONNECTIONS=str(POOL_SIZE), **env
+    )
+    _ensure_open_files(server.pid)
+    return server
+
+
+async def test_burst_larger_than_the_pool_is_served_in_full(
+    storm_redis: RedisServer, start_server: Callable[..., Server]
+) -> None:
+    server = _start_storm_server(start_server, storm_redis.url)
+    api = Api(server)
+    account = api.account("storm")
+    room = api.room(account)
+
+    burst = await _burst(server, account.access, room)
+    try:
+        assert burst.handshakes == Counter(open=BURST), burst.handshakes
+        assert burst.joins == Counter(joined=BURST), burst.joins
+
+        sent = await post(burst.sockets[0], room, "to everyone")
+        async with asyncio.timeout(BURST_TIMEOUT):
+            received = await asyncio.gather(
+                *(message_by_id(ws, sent, within=BURST_TIMEOUT) for ws in burst.sockets)
+            )
+        assert len(received) == BURST
+
+        client = redis.Redis(host=HOST, port=storm_redis.port, socket_timeout=5)
+        try:
+            connected = client.info("clients")["connected_clients"]
+        finally:
+            client.close()
+        # The layer's pool, plus a few for the cache and this very INFO call.
+        assert connected <= POOL_SIZE + 10, connected
+    finally:
+        await _close_all(burst.sockets)
+    assert server.alive()
+
+
+async def test_stock_layer_fails_the_same_burst(
+    storm_redis: RedisServer, start_server: Callable[..., Server]
+) -> None:
+    """The trap the project's layer exists for, so this suite notices if it ever goes away."""
+    server = _start_storm_server(
+        start_server,
+        storm_redis.url,
+        DJANGO_SETTINGS_MODULE="tests.services.stock_layer_settings",
+    )
+    api = Api(server)
+    account = api.account("stock")
+    room = api.room(account)
+
+    burst = await _burst(server, account.access, room)
+    try:
+        served = burst.joins["joined"]
+        assert served < BURST, (burst.handshakes, burst.joins)
+        # Whatever failed, failed with a documented answer (or an HTTP 500 handshake).
+        failures = set(burst.handshakes) - {"open"} | set(burst.joins) - {"joined"}
+        assert failures <= {"HTTP 500", "closed 1013", "unavailable"}, failures
+        assert "MaxConnectionsError" in server.all_output()
+    finally:
+        await _close_all(burst.sockets)

@@ -20,6 +20,7 @@ help:
 	@echo "make test   - lint and run the whole test suite against real redis-server and daphne"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
+	@echo "make bench  - connection storm and fan-out benchmarks against real redis-server and daphne"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=/path/to/python3.11")'
@@ -68,6 +69,11 @@ format: $(VENV)/.installed-dev
 
 test: $(VENV)/.installed-dev system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Numbers, not pass/fail: see bench/run.py for the options of each benchmark.
+bench: $(VENV)/.installed-dev system-deps
+	$(PY) -m bench.run storm
+	$(PY) -m bench.run fanout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

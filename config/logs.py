@@ -83,6 +83,9 @@ class JsonLinesFormatter(logging.Formatter):
 
 
 REALTIME_LOGGERS = ("realtime.connection", "realtime.protocol", "realtime.security")
+# Also in the file: daphne's server events, and channels-redis, which reports the messages it
+# drops for a full queue at INFO and nowhere else.
+FILE_LOGGERS = (*REALTIME_LOGGERS, "daphne", "channels_redis")
 
 
 def build_logging(
@@ -128,17 +131,12 @@ def build_logging(
                     "level": "INFO",
                     "propagate": False,
                 }
-                for name in REALTIME_LOGGERS
+                for name in FILE_LOGGERS
             },
             # Server errors and failed requests land in the same file as the realtime events.
             "django.request": {
                 "handlers": ["console", "realtime_file"],
                 "level": "WARNING",
-                "propagate": False,
-            },
-            "daphne": {
-                "handlers": ["console", "realtime_file"],
-                "level": "INFO",
                 "propagate": False,
             },
             "django.channels.server": {

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -65,12 +64,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             per_second=limits.RATE_PER_SECOND,
             strikes_before_close=limits.RATE_STRIKES_BEFORE_CLOSE,
         )
-        self.handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
-            "join": self.handle_join,
-            "leave": self.handle_leave,
-            "send": self.handle_send,
-            "ping": self.handle_ping,
-        }
         try:
             await self.channel_layer.group_add(groups.user_group(self.user.pk), self.channel_name)
         except BACKEND_ERRORS as exc:
@@ -162,7 +155,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         frame: protocol.ClientFrame | None = None
         try:
             frame = protocol.parse_frame(text_data, bytes_data)
-            await self.handlers[frame.type](frame)
+            # `type` is one of the schema's literals, so this names a handle_* method below.
+            await getattr(self, f"handle_{frame.type}")(frame)
         except ProtocolError as exc:
             await self.send_error(exc.code, exc.message, exc.ref)
         except BACKEND_ERRORS as exc:

@@ -90,6 +90,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, health -----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
+CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", 1000)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -103,6 +104,10 @@ if REDIS_URL:
                 "expiry": 60,
                 # Group membership outlives the longest connection daphne allows (one day).
                 "group_expiry": 86400,
+                # Messages queued per process (in Redis) and per socket (in memory) before
+                # channels-redis drops new ones; 100 by default, which a burst to one busy
+                # room overflows. A socket that falls 1000 messages behind is lost anyway.
+                "capacity": CHANNEL_LAYER_CAPACITY,
                 # redis-py 8 caps an asyncio pool at 100 connections and *raises* past that.
                 # A blocking pool makes a burst of handshakes queue for a connection instead.
                 "pool_max_connections": env.int("REDIS_POOL_MAX_CONNECTIONS", 100),
@@ -123,7 +128,12 @@ if REDIS_URL:
     }
 else:
     # One process only: groups and tickets live in this process's memory.
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_LAYER_CAPACITY},
+        }
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Passwords and accounts --------------------------------------------------------------------

@@ -247,6 +247,18 @@ def test_build_logging_keeps_existing_loggers_and_filters_every_handler(tmp_path
     assert (tmp_path / "logs").is_dir()
 
 
+@pytest.mark.parametrize(
+    "logger",
+    ["realtime.connection", "realtime.protocol", "realtime.security", "daphne", "channels_redis"],
+)
+def test_build_logging_sends_socket_and_layer_events_to_the_file(tmp_path, logger):
+    # channels-redis reports messages dropped for a full queue at INFO, and only there.
+    config = build(tmp_path)["loggers"][logger]
+
+    assert "realtime_file" in config["handlers"]
+    assert config["level"] == "INFO"
+
+
 def test_build_logging_formats(tmp_path):
     text = build(tmp_path, "text")
     as_json = build(tmp_path, "json")

@@ -9,22 +9,17 @@ teardown, even when the test failed, and once more at exit as a last resort.
 from __future__ import annotations
 
 import atexit
-import secrets
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.services.support import (
-    ORIGIN,
-    PYTHON,
-    ROOT,
     Api,
     RedisServer,
     Server,
     ServiceError,
-    base_environment,
+    migrated_environment,
     redis_server_binary,
     unique_name,
 )
@@ -55,33 +50,10 @@ def redis_binary() -> str:
 @pytest.fixture(scope="session")
 def server_env(services_dir: Path) -> dict[str, str]:
     """What every server of the run shares: key, database, origins, generous throttles."""
-    env = base_environment()
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        DJANGO_DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        DATABASE_URL=f"sqlite:///{services_dir / 'db.sqlite3'}",
-        WS_ALLOWED_ORIGINS=ORIGIN,
-        THROTTLE_LOGIN="10000/min",
-        THROTTLE_REGISTER="10000/min",
-        THROTTLE_TICKET="10000/min",
-        LOG_FORMAT="json",
-        VAR_DIR=str(services_dir / "var-migrate"),
-        LOG_FILE=str(services_dir / "var-migrate" / "realtime.log"),
-    )
-    # One migrated database for the whole run; every server opens the same file.
-    result = subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"migrate failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
-    return env
+    try:
+        return migrated_environment(services_dir)
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _server_factory(

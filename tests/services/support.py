@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -93,6 +94,40 @@ def base_environment() -> dict[str, str]:
     env = {name: os.environ[name] for name in INHERITED_VARS if name in os.environ}
     # Console output reaches the capture files as it happens, not when the process exits.
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def migrated_environment(workdir: Path) -> dict[str, str]:
+    """The environment every server of a run shares, with its SQLite database migrated.
+
+    One key, one database file, the test origin and throttles no test reaches; each server
+    adds its own VAR_DIR, LOG_FILE and REDIS_URL.
+    """
+    env = base_environment()
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DJANGO_DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        WS_ALLOWED_ORIGINS=ORIGIN,
+        THROTTLE_LOGIN="10000/min",
+        THROTTLE_REGISTER="10000/min",
+        THROTTLE_TICKET="10000/min",
+        LOG_FORMAT="json",
+        VAR_DIR=str(workdir / "var-migrate"),
+        LOG_FILE=str(workdir / "var-migrate" / "realtime.log"),
+    )
+    result = subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServiceError(f"migrate failed:\n{result.stdout}\n{result.stderr}")
     return env
 
 

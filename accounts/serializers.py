@@ -7,8 +7,8 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.fields import get_error_detail
-from rest_framework_simplejwt.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer, TokenVerifySerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
@@ -65,6 +65,9 @@ class RefreshSerializer(TokenRefreshSerializer):
         user = User.objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
         if user is None:
             raise AuthenticationFailed("User not found", code="user_not_found")
+        if not user.is_active:
+            # Upstream answers "no active account", a login error; this is a token error.
+            raise AuthenticationFailed("User is inactive", code="user_inactive")
         if jwt_settings.CHECK_REVOKE_TOKEN and refresh.get(
             jwt_settings.REVOKE_TOKEN_CLAIM
         ) != get_md5_hash_password(user.password):
@@ -72,3 +75,16 @@ class RefreshSerializer(TokenRefreshSerializer):
                 "The user's password has been changed.", code="password_changed"
             )
         return super().validate(attrs)
+
+
+class VerifySerializer(TokenVerifySerializer):
+    """SimpleJWT's verify, answering a blacklisted token like any other invalid one (401).
+
+    Upstream raises a validation error (400) for a blacklisted token only.
+    """
+
+    def validate(self, attrs: dict) -> dict:
+        try:
+            return super().validate(attrs)
+        except serializers.ValidationError:
+            raise TokenError("Token is blacklisted") from None

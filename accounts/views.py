@@ -16,7 +16,12 @@ from rest_framework_simplejwt.views import (
 
 from accounts import services
 from accounts.models import User
-from accounts.serializers import RefreshSerializer, RegisterSerializer, UserSerializer
+from accounts.serializers import (
+    RefreshSerializer,
+    RegisterSerializer,
+    UserSerializer,
+    VerifySerializer,
+)
 from accounts.throttles import LoginRateThrottle, RegisterRateThrottle
 
 
@@ -48,6 +53,8 @@ class RefreshView(TokenRefreshView):
 
 class VerifyView(TokenVerifyView):
     """POST token: 200 when the token is valid, 401 otherwise."""
+
+    serializer_class = VerifySerializer
 
 
 class LogoutView(TokenBlacklistView):

@@ -29,7 +29,7 @@ _SECRET_FIELD = re.compile(
     # Not a value already redacted (by _JWT, or by another handler's filter on the same
     # record): matching "[REDACTED" again would leave a stray "]" on every pass.
     (?!\[REDACTED\](?:[\s,&}\]]|$))
-    ("[^"]*"|'[^']*'|[^\s,&}\]]+)
+    ("[^"]*"|'[^']*'|[^\s,&}]+)
     """
 )
 

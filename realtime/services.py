@@ -41,5 +41,4 @@ def message_post(*, author: User, slug: str, body: str) -> dict[str, Any]:
     """
     room = room_get_readable(user=author, slug=slug)
     message = Message.objects.create(room=room, author=author, body=body)
-    message.author = author
     return message_payload(message, room_slug=room.slug)

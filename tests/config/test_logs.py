@@ -110,6 +110,7 @@ def test_secrets_in_stack_info_are_redacted():
         ("GET /ws/chat/?token=opaque-t0ken&ticket=t1ck3t-value", "t1ck3t-value", "/ws/chat/?"),
         ('{"refresh": "r3fresh-opaque"}', "r3fresh-opaque", "refresh"),
         ("secret: do-not-print-me", "do-not-print-me", "secret"),
+        ("login password=ab]cd-rest user=alice", "cd-rest", "user=alice"),
     ],
     ids=[
         "bearer-header",
@@ -121,6 +122,7 @@ def test_secrets_in_stack_info_are_redacted():
         "query-ticket",
         "refresh-json",
         "secret-colon",
+        "password-with-bracket",
     ],
 )
 def test_credentials_are_redacted(message, secret, kept):

@@ -10,14 +10,15 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Debian packages the test suite drives for real (binary:package).
-SYSTEM_PACKAGES := redis-server:redis-server
+# Debian packages the test suite drives for real (binary:package); nginx serves the
+# configuration in deploy/nginx/ to the tests in tests/services/test_nginx.py.
+SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx
 
 .PHONY: help run test lint format system-deps bench clean
 
 help:
 	@echo "make run    - start the chat on http://$(HOST):$(PORT)/ (SQLite, in-memory layer unless REDIS_URL/DATABASE_URL)"
-	@echo "make test   - lint and run the whole test suite against real redis-server and daphne"
+	@echo "make test   - lint and run the whole test suite against real redis-server, daphne and nginx"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
 	@echo "make bench  - connection storm and fan-out benchmarks against real redis-server and daphne"
@@ -35,7 +36,9 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 	@touch $@ $(VENV)/.installed-run
 
 # Installs what the tests need from Debian when missing and running as root;
-# otherwise names the packages to install and stops.
+# otherwise names the packages to install and stops. The tests start their own instances on
+# free 127.0.0.1 ports, so the services the packages start on installation (nginx on port 80
+# of every interface, redis-server on 6379) are stopped and not started at boot.
 system-deps:
 	@missing=""; \
 	for entry in $(SYSTEM_PACKAGES); do \
@@ -46,7 +49,11 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Debian packages:$$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	    for pkg in $$missing; do \
+	      if [ -d /run/systemd/system ]; then systemctl disable --now --quiet "$$pkg" 2>/dev/null || true; \
+	      elif [ -x "/etc/init.d/$$pkg" ]; then "/etc/init.d/$$pkg" stop >/dev/null 2>&1 || true; fi; \
+	    done; \
 	  else \
 	    echo "Missing system packages:$$missing"; \
 	    echo "Install them with: sudo apt-get install$$missing"; \

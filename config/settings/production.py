@@ -1,6 +1,6 @@
 """Production: secrets and hosts come from the environment or the process refuses to start.
 
-TLS ends at nginx (deploy/nginx.conf), which sets X-Forwarded-Proto; Django trusts that header
+TLS ends at nginx (deploy/nginx/chat.conf), which sets X-Forwarded-Proto; Django trusts that header
 only because nothing reaches daphne except through nginx on loopback or a private network.
 """
 

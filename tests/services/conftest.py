@@ -1,30 +1,35 @@
-"""Fixtures that start real redis-server and daphne processes on free 127.0.0.1 ports.
+"""Fixtures that start real redis-server, daphne and nginx processes on free 127.0.0.1 ports.
 
 Shared (session) instances serve the tests that only read and write through them. A test
 that stops Redis or kills a worker asks for its own through `start_redis`/`start_server`,
-so the shared instances stay healthy for everyone else. Every process is stopped at
-teardown, even when the test failed, and once more at exit as a last resort.
+so the shared instances stay healthy for everyone else. The nginx tests put the shipped
+deploy/nginx/ configuration in front of a daphne run with --proxy-headers (`proxied`,
+`start_proxied`, `shipped_site`). Every process is stopped at teardown, even when the test
+failed, and once more at exit as a last resort.
 """
 
 from __future__ import annotations
 
 import atexit
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.services.support import (
     Api,
+    Nginx,
     RedisServer,
     Server,
     ServiceError,
+    SiteNginx,
     migrated_environment,
+    nginx_binary,
     redis_server_binary,
     unique_name,
 )
 
-_started: list[RedisServer | Server] = []
+_started: list[RedisServer | Server | Nginx] = []
 
 
 @atexit.register
@@ -48,6 +53,14 @@ def redis_binary() -> str:
 
 
 @pytest.fixture(scope="session")
+def nginx_path() -> str:
+    try:
+        return nginx_binary()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def server_env(services_dir: Path) -> dict[str, str]:
     """What every server of the run shares: key, database, origins, generous throttles."""
     try:
@@ -59,7 +72,13 @@ def server_env(services_dir: Path) -> dict[str, str]:
 def _server_factory(
     services_dir: Path, server_env: dict[str, str], started: list[Server]
 ) -> Callable[..., Server]:
-    def start(redis_url: str | None, *, name: str = "daphne", **overrides: str) -> Server:
+    def start(
+        redis_url: str | None,
+        *,
+        name: str = "daphne",
+        proxy_headers: bool = False,
+        **overrides: str,
+    ) -> Server:
         name = unique_name(name)
         workdir = services_dir / name
         env = dict(
@@ -70,7 +89,7 @@ def _server_factory(
         )
         if redis_url is not None:
             env["REDIS_URL"] = redis_url
-        server = Server(name=name, env=env, workdir=workdir)
+        server = Server(name=name, env=env, workdir=workdir, proxy_headers=proxy_headers)
         started.append(server)
         _started.append(server)
         return server.start()
@@ -90,7 +109,24 @@ def _redis_factory(
     return start
 
 
-def _stop_all(processes: list[RedisServer] | list[Server]) -> None:
+def _proxied_factory(
+    services_dir: Path, server_env: dict[str, str], binary: str, started: list[Server | Nginx]
+) -> Callable[..., tuple[Nginx, Server]]:
+    start_server = _server_factory(services_dir, server_env, started)
+
+    def start(
+        redis_url: str | None, *, name: str = "proxied", **overrides: str
+    ) -> tuple[Nginx, Server]:
+        server = start_server(redis_url, name=name, proxy_headers=True, **overrides)
+        nginx = Nginx(binary=binary, workdir=server.workdir / "nginx", upstream=server)
+        started.append(nginx)
+        _started.append(nginx)
+        return nginx.start(), server
+
+    return start
+
+
+def _stop_all(processes: Sequence[RedisServer | Server | Nginx]) -> None:
     for process in reversed(processes):
         process.stop()
 
@@ -155,3 +191,45 @@ def start_server(
         yield _server_factory(services_dir, server_env, started)
     finally:
         _stop_all(started)
+
+
+@pytest.fixture(scope="module")
+def proxied(
+    services_dir: Path, server_env: dict[str, str], nginx_path: str, redis_server: RedisServer
+) -> Iterator[tuple[Nginx, Server]]:
+    """nginx with the shipped deploy/nginx/ directives in front of a daphne run as in
+    production (--proxy-headers, Redis): (nginx, daphne). Shared by one test module."""
+    started: list[Server | Nginx] = []
+    try:
+        yield _proxied_factory(services_dir, server_env, nginx_path, started)(redis_server.url)
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture
+def start_proxied(
+    services_dir: Path, server_env: dict[str, str], nginx_path: str
+) -> Iterator[Callable[..., tuple[Nginx, Server]]]:
+    """Start an nginx + daphne pair this test alone uses; both stopped at teardown.
+
+    start_proxied(redis_url, name=..., **ENV_OVERRIDES) -> (Nginx, Server)
+    """
+    started: list[Server | Nginx] = []
+    try:
+        yield _proxied_factory(services_dir, server_env, nginx_path, started)
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture
+def shipped_site(
+    proxied: tuple[Nginx, Server], nginx_path: str, tmp_path: Path
+) -> Iterator[SiteNginx]:
+    """deploy/nginx/chat.conf as a whole (both servers, TLS) in front of `proxied`'s daphne,
+    not started: the test starts it or only checks it. Stopped at teardown."""
+    site = SiteNginx(binary=nginx_path, workdir=tmp_path / "site", upstream=proxied[1])
+    _started.append(site)
+    try:
+        yield site
+    finally:
+        site.stop()

@@ -41,7 +41,7 @@ class Command(BaseCommand):
             "--websocket-max-message-size", cap,
             "--websocket-max-frame-size", cap,
             # An idle socket is pinged every 20 s and dropped after 30 s without a pong,
-            # well inside nginx's 60 s proxy_read_timeout.
+            # well inside the 75 s proxy_read_timeout of deploy/nginx/chat-locations.conf.
             "--ping-interval", "20",
             "--ping-timeout", "30",
             # A handshake must complete in 5 s, so half-open connections cannot pile up.

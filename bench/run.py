@@ -34,16 +34,11 @@ from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.services.support import (
-    Account,
-    Api,
-    RedisServer,
-    Server,
-    join,
-    migrated_environment,
-    redis_server_binary,
-    ws_connect,
-)
+from tests.services.support.api import Account, Api
+from tests.services.support.common import migrated_environment
+from tests.services.support.daphne import Server
+from tests.services.support.redis_server import RedisServer, redis_server_binary
+from tests.services.support.sockets import join, ws_connect
 
 # Each socket holds one file descriptor on both sides; leave room for the rest.
 FD_HEADROOM = 256

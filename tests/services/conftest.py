@@ -16,18 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.support import (
-    Api,
-    Nginx,
-    RedisServer,
-    Server,
-    ServiceError,
-    SiteNginx,
-    migrated_environment,
-    nginx_binary,
-    redis_server_binary,
-    unique_name,
-)
+from tests.services.support.api import Api
+from tests.services.support.common import ServiceError, migrated_environment, unique_name
+from tests.services.support.daphne import Server
+from tests.services.support.nginx import Nginx, SiteNginx, nginx_binary
+from tests.services.support.redis_server import RedisServer, redis_server_binary
 
 _started: list[RedisServer | Server | Nginx] = []
 

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 
 from realtime.protocol import CloseCode
-from tests.services.support import (
-    FOREIGN_ORIGIN,
-    ORIGIN,
-    SUBPROTOCOL,
-    Api,
-    Server,
-    refused_with,
-    request,
-    ws_connect,
-)
+from tests.services.support.api import Api
+from tests.services.support.common import FOREIGN_ORIGIN, ORIGIN, SUBPROTOCOL
+from tests.services.support.daphne import Server
+from tests.services.support.sockets import refused_with, request, ws_connect
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 

@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 
 from realtime.protocol import CloseCode
-from tests.services.support import (
-    Api,
-    RedisServer,
-    Server,
-    join,
-    migrated_environment,
-    post,
-    refused_with,
-    request,
-    ws_connect,
-)
+from tests.services.support.api import Api
+from tests.services.support.common import migrated_environment
+from tests.services.support.daphne import Server
+from tests.services.support.redis_server import RedisServer
+from tests.services.support.sockets import join, post, refused_with, request, ws_connect
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services.support import (
-    Api,
-    Server,
+from tests.services.support.api import Api
+from tests.services.support.daphne import Server
+from tests.services.support.sockets import (
     drain,
     join,
     message_by_id,

@@ -18,7 +18,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.services.support import Api, Server, join, ws_connect
+from tests.services.support.api import Api
+from tests.services.support.daphne import Server
+from tests.services.support.sockets import join, ws_connect
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 

@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.services.support import Api, Server, free_port
+from tests.services.support.api import Api
+from tests.services.support.common import free_port
+from tests.services.support.daphne import Server
 
 pytestmark = pytest.mark.services
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from realtime.protocol import CloseCode
-from tests.services.support import (
-    Api,
-    Server,
+from tests.services.support.api import Api
+from tests.services.support.daphne import Server
+from tests.services.support.sockets import (
     expect_closed,
     read_until_closed,
     recv_json,

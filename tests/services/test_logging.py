@@ -8,17 +8,10 @@ from typing import Any
 import pytest
 
 from realtime.protocol import CloseCode
-from tests.services.support import (
-    FOREIGN_ORIGIN,
-    ORIGIN,
-    Api,
-    Server,
-    recv_json,
-    refused_with,
-    request,
-    wait_until,
-    ws_connect,
-)
+from tests.services.support.api import Api
+from tests.services.support.common import FOREIGN_ORIGIN, ORIGIN, wait_until
+from tests.services.support.daphne import Server
+from tests.services.support.sockets import recv_json, refused_with, request, ws_connect
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 

@@ -15,23 +15,18 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.services.support import (
+from tests.services.support.api import Api
+from tests.services.support.common import (
     HOST,
     HTTP_TIMEOUT,
     ORIGIN,
     SUBPROTOCOL,
-    Api,
-    Nginx,
-    Server,
-    SiteNginx,
-    join,
-    message_by_id,
-    post,
-    request,
     unique_name,
     wait_until,
-    ws_connect,
 )
+from tests.services.support.daphne import Server
+from tests.services.support.nginx import Nginx, SiteNginx
+from tests.services.support.sockets import join, message_by_id, post, request, ws_connect
 
 pytestmark = [pytest.mark.services]
 

@@ -10,18 +10,17 @@ from collections.abc import Callable
 import pytest
 
 from realtime.protocol import CloseCode
-from tests.services.support import (
-    PASSWORD,
-    Api,
-    RedisServer,
-    Server,
+from tests.services.support.api import Api
+from tests.services.support.common import PASSWORD, wait_until
+from tests.services.support.daphne import Server
+from tests.services.support.redis_server import RedisServer
+from tests.services.support.sockets import (
     ids,
     join,
     message_by_id,
     post,
     read_until_closed,
     refused_with,
-    wait_until,
     ws_connect,
 )
 

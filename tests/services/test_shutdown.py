@@ -14,7 +14,10 @@ from collections.abc import Callable
 import pytest
 
 from realtime.protocol import CloseCode
-from tests.services.support import Api, RedisServer, Server, expect_closed, join, ws_connect
+from tests.services.support.api import Api
+from tests.services.support.daphne import Server
+from tests.services.support.redis_server import RedisServer
+from tests.services.support.sockets import expect_closed, join, ws_connect
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 

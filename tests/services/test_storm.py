@@ -18,16 +18,11 @@ import redis
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.services.support import (
-    HOST,
-    Api,
-    RedisServer,
-    Server,
-    message_by_id,
-    post,
-    request,
-    ws_connect,
-)
+from tests.services.support.api import Api
+from tests.services.support.common import HOST
+from tests.services.support.daphne import Server
+from tests.services.support.redis_server import RedisServer
+from tests.services.support.sockets import message_by_id, post, request, ws_connect
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 

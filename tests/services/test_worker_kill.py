@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.services.support import (
-    Api,
-    RedisServer,
-    Server,
+from tests.services.support.api import Api
+from tests.services.support.daphne import Server
+from tests.services.support.redis_server import RedisServer
+from tests.services.support.sockets import (
     ids,
     join,
     message_by_id,

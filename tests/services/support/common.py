@@ -1,0 +1,128 @@
+"""Constants and process plumbing shared by the tier-2 helpers: ports, waits, environments."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+# The nginx directives operators deploy; the tests include these very files.
+DEPLOY_NGINX = ROOT / "deploy" / "nginx"
+PYTHON = sys.executable
+HOST = "127.0.0.1"
+ORIGIN = "http://chat.test"
+FOREIGN_ORIGIN = "http://evil.test"
+SUBPROTOCOL = "chat.v1"
+PASSWORD = "correct-horse-battery-staple-42"
+
+# Django, DRF and daphne import in a few seconds; a loaded 2-core machine may need more.
+SERVER_START_TIMEOUT = 45.0
+REDIS_START_TIMEOUT = 10.0
+NGINX_START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+HTTP_TIMEOUT = 15.0
+RECV_TIMEOUT = 10.0
+
+# The only variables a started process inherits; everything the settings read comes from the
+# tests, so a developer's shell (DATABASE_URL, REDIS_URL...) cannot leak into a run.
+INHERITED_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+
+_names = itertools.count(1)
+
+
+class ServiceError(AssertionError):
+    """A process did not start, answer or stop in time; the message carries its output."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
+) -> Any:
+    """Poll until `predicate` returns something truthy; raise ServiceError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise ServiceError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def unique_name(prefix: str) -> str:
+    """A fresh username, room slug or directory name: every server of a run shares one database."""
+    return f"{prefix}{next(_names)}-{uuid.uuid4().hex[:8]}"
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no output)"
+
+
+def base_environment() -> dict[str, str]:
+    env = {name: os.environ[name] for name in INHERITED_VARS if name in os.environ}
+    # Console output reaches the capture files as it happens, not when the process exits.
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def migrated_environment(workdir: Path) -> dict[str, str]:
+    """The environment every server of a run shares, with its SQLite database migrated.
+
+    One key, one database file, the test origin and throttles no test reaches; each server
+    adds its own VAR_DIR, LOG_FILE and REDIS_URL.
+    """
+    env = base_environment()
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DJANGO_DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        WS_ALLOWED_ORIGINS=ORIGIN,
+        THROTTLE_LOGIN="10000/min",
+        THROTTLE_REGISTER="10000/min",
+        THROTTLE_TICKET="10000/min",
+        LOG_FORMAT="json",
+        VAR_DIR=str(workdir / "var-migrate"),
+        LOG_FILE=str(workdir / "var-migrate" / "realtime.log"),
+    )
+    result = subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServiceError(f"migrate failed:\n{result.stdout}\n{result.stderr}")
+    return env
+
+
+def stop_process(proc: subprocess.Popen, *, timeout: float) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)

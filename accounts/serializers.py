@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
-from rest_framework.fields import get_error_detail
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer, TokenVerifySerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -34,15 +31,6 @@ class RegisterSerializer(serializers.Serializer):
                 "A user with that email already exists.", code="unique"
             )
         return value
-
-    def validate(self, attrs: dict) -> dict:
-        # Django's validators, including similarity to the username and email.
-        candidate = User(username=attrs["username"], email=attrs["email"])
-        try:
-            validate_password(attrs["password"], user=candidate)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError({"password": get_error_detail(exc)}) from None
-        return attrs
 
 
 class UserSerializer(serializers.ModelSerializer):

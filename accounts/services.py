@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -13,9 +14,15 @@ from accounts.signals import users_deactivated
 
 
 def user_register(*, username: str, email: str, password: str) -> User:
-    """Create an active user; raise django ValidationError if the password is weak."""
+    """Create an active user; raise django ValidationError, keyed by field, on bad input.
+
+    Password rules are Django's validators, including similarity to username and email.
+    """
     user = User(username=username, email=email)
-    validate_password(password, user=user)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.error_list}) from None
     user.set_password(password)
     user.full_clean()
     user.save()

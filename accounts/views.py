@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.fields import get_error_detail
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,7 +38,10 @@ class RegisterView(APIView):
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.user_register(**serializer.validated_data)
+        try:
+            user = services.user_register(**serializer.validated_data)
+        except DjangoValidationError as exc:  # the password rules live in the service
+            raise ValidationError(get_error_detail(exc)) from None
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 

@@ -126,3 +126,17 @@ def stop_process(proc: subprocess.Popen, *, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
+
+
+class ChatEndpoint:
+    """URLs of something serving the chat on HOST:port (daphne itself, or nginx before it)."""
+
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.port}/ws/chat/"

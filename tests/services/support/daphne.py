@@ -17,6 +17,7 @@ from tests.services.support.common import (
     ROOT,
     SERVER_START_TIMEOUT,
     STOP_TIMEOUT,
+    ChatEndpoint,
     ServiceError,
     free_port,
     stop_process,
@@ -26,7 +27,7 @@ from tests.services.support.common import (
 
 
 @dataclass
-class Server:
+class Server(ChatEndpoint):
     """One daphne process running the project, as `manage.py serve` starts it."""
 
     name: str
@@ -36,14 +37,6 @@ class Server:
     # As deploy/chat@.service runs it behind nginx: the client address is X-Forwarded-For's.
     proxy_headers: bool = False
     proc: subprocess.Popen | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{HOST}:{self.port}/ws/chat/"
 
     @property
     def log_file(self) -> Path:

@@ -22,6 +22,7 @@ from tests.services.support.common import (
     HOST,
     NGINX_START_TIMEOUT,
     STOP_TIMEOUT,
+    ChatEndpoint,
     ServiceError,
     free_port,
     tail,
@@ -44,7 +45,7 @@ def nginx_binary() -> str:
 
 
 @dataclass
-class Nginx:
+class Nginx(ChatEndpoint):
     """A real nginx in front of one daphne, serving the shipped deploy/nginx/ directives.
 
     The generated configuration only adds what a machine-wide install would: a listening
@@ -57,14 +58,6 @@ class Nginx:
     upstream: Server
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{HOST}:{self.port}/ws/chat/"
 
     @property
     def conf_file(self) -> Path:

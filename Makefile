@@ -5,26 +5,34 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.11 to 3.13; 3.11 (what the project is developed on) when several are installed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Debian packages the test suite drives for real (binary:package); nginx serves the
-# configuration in deploy/nginx/ to the tests in tests/services/test_nginx.py.
-SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx
+# configuration in deploy/nginx/ to the tests in tests/services/test_nginx.py, and
+# PostgreSQL (initdb is not on PATH: Debian keeps it in /usr/lib/postgresql/N/bin) is the
+# database of every server in tests/services/.
+SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx initdb:postgresql
 
 .PHONY: help run test lint format system-deps bench clean
 
 help:
 	@echo "make run    - start the chat on http://$(HOST):$(PORT)/ (SQLite, in-memory layer unless REDIS_URL/DATABASE_URL)"
-	@echo "make test   - lint and run the whole test suite against real redis-server, daphne and nginx"
+	@echo "make test   - lint and run the whole test suite against real PostgreSQL, redis-server, daphne and nginx"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
 	@echo "make bench  - connection storm and fan-out benchmarks against real redis-server and daphne"
 
 $(PY):
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=/path/to/python3.11")'
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "Python 3.11, 3.12 or 3.13 is required and no python3 was found."; \
+	  echo "Install one (Debian 12: sudo apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.X"; \
+	  exit 1; \
+	fi
+	@$(PYTHON) -c 'import sys; ok = (3, 11) <= sys.version_info[:2] <= (3, 13); sys.exit(0 if ok else f"Python 3.11, 3.12 or 3.13 is required, but {sys.executable} is {sys.version.split()[0]}.\nInstall one (Debian 12: sudo apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.X")'
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed-run: requirements.txt | $(PY)
@@ -38,12 +46,14 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 # Installs what the tests need from Debian when missing and running as root;
 # otherwise names the packages to install and stops. The tests start their own instances on
 # free 127.0.0.1 ports, so the services the packages start on installation (nginx on port 80
-# of every interface, redis-server on 6379) are stopped and not started at boot.
+# of every interface, redis-server on 6379, PostgreSQL's "main" cluster on 5432) are stopped
+# and not started at boot.
 system-deps:
 	@missing=""; \
 	for entry in $(SYSTEM_PACKAGES); do \
 	  bin=$${entry%%:*}; pkg=$${entry##*:}; \
-	  command -v "$$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$$bin" ] || missing="$$missing $$pkg"; \
+	  command -v "$$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$$bin" ] || \
+	    ls /usr/lib/postgresql/*/bin/"$$bin" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -54,6 +64,11 @@ system-deps:
 	      if [ -d /run/systemd/system ]; then systemctl disable --now --quiet "$$pkg" 2>/dev/null || true; \
 	      elif [ -x "/etc/init.d/$$pkg" ]; then "/etc/init.d/$$pkg" stop >/dev/null 2>&1 || true; fi; \
 	    done; \
+	    if command -v pg_lsclusters >/dev/null 2>&1; then \
+	      pg_lsclusters -h 2>/dev/null | while read -r version cluster _; do \
+	        pg_ctlcluster --force "$$version" "$$cluster" stop >/dev/null 2>&1 || true; \
+	      done; \
+	    fi; \
 	  else \
 	    echo "Missing system packages:$$missing"; \
 	    echo "Install them with: sudo apt-get install$$missing"; \

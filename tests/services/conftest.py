@@ -1,8 +1,13 @@
-"""Fixtures that start real redis-server, daphne and nginx processes on free 127.0.0.1 ports.
+"""Fixtures that start real PostgreSQL, redis-server, daphne and nginx processes on free
+127.0.0.1 ports.
 
-Shared (session) instances serve the tests that only read and write through them. A test
-that stops Redis or kills a worker asks for its own through `start_redis`/`start_server`,
-so the shared instances stay healthy for everyone else. The nginx tests put the shipped
+Shared (session) instances serve the tests that only read and write through them: one
+PostgreSQL (`postgres_server`, migrated once, the database of every server unless a test
+says otherwise), one Redis, two daphne workers. A test that stops the database or Redis or
+kills a worker asks for its own through `start_postgres`/`start_redis`/`start_server`,
+so the shared instances stay healthy for everyone else. Servers run as `manage.py serve`
+starts daphne, or with runner="daphne" as plain `python -m daphne` (`plain_server`, and
+`either_server` to run a test under both). The nginx tests put the shipped
 deploy/nginx/ configuration in front of a daphne run with --proxy-headers (`proxied`,
 `start_proxied`, `shipped_site`). Every process is stopped at teardown, even when the test
 failed, and once more at exit as a last resort.
@@ -18,18 +23,32 @@ import pytest
 
 from tests.services.support.api import Api
 from tests.services.support.common import ServiceError, migrated_environment, unique_name
-from tests.services.support.daphne import Server
+from tests.services.support.daphne import RUNNERS, Server
 from tests.services.support.nginx import Nginx, SiteNginx, nginx_binary
+from tests.services.support.postgres import PostgresServer, postgres_bin_dir
 from tests.services.support.redis_server import RedisServer, redis_server_binary
 
-_started: list[RedisServer | Server | Nginx] = []
+Process = PostgresServer | RedisServer | Server | Nginx
+
+_started: list[Process] = []
+
+# DATABASE_CONN_MAX_AGE of deploy/env.example.
+DEPLOYED_CONN_MAX_AGE = "60"
+
+
+def _stop(process: Process) -> None:
+    # A PostgreSQL server also owns a data directory outside pytest's tmp: remove it too.
+    if isinstance(process, PostgresServer):
+        process.remove()
+    else:
+        process.stop()
 
 
 @atexit.register
 def _stop_leftovers() -> None:
     # Reached only if teardown itself was interrupted (Ctrl-C, a crash in a fixture).
     for process in reversed(_started):
-        process.stop()
+        _stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +73,61 @@ def nginx_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def server_env(services_dir: Path) -> dict[str, str]:
-    """What every server of the run shares: key, database, origins, generous throttles."""
+def postgres_bin() -> Path:
+    """The directory of initdb and postgres (Debian's newest /usr/lib/postgresql/N/bin)."""
     try:
-        return migrated_environment(services_dir)
+        return postgres_bin_dir()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _postgres_factory(
+    services_dir: Path, bin_dir: Path, started: list[PostgresServer]
+) -> Callable[[], PostgresServer]:
+    def start() -> PostgresServer:
+        server = PostgresServer(bin_dir=bin_dir, workdir=services_dir / unique_name("postgres"))
+        started.append(server)
+        _started.append(server)
+        return server.start()
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def postgres_server(services_dir: Path, postgres_bin: Path) -> Iterator[PostgresServer]:
+    """The PostgreSQL every server of the run uses (`url`: its database `chat`)."""
+    started: list[PostgresServer] = []
+    try:
+        yield _postgres_factory(services_dir, postgres_bin, started)()
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture
+def start_postgres(
+    services_dir: Path, postgres_bin: Path
+) -> Iterator[Callable[[], PostgresServer]]:
+    """Start a PostgreSQL this test alone uses (and may stop); removed at teardown.
+
+    start_postgres() -> PostgresServer, with an empty database at `.url` (migrate it with
+    migrated_environment(workdir, server.url)).
+    """
+    started: list[PostgresServer] = []
+    try:
+        yield _postgres_factory(services_dir, postgres_bin, started)
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture(scope="session")
+def server_env(services_dir: Path, postgres_server: PostgresServer) -> dict[str, str]:
+    """What every server of the run shares: key, database (migrated, on `postgres_server`),
+    origins, generous throttles."""
+    try:
+        env = migrated_environment(services_dir, postgres_server.url)
+        # Persistent connections (checked before reuse), as deploy/env.example runs them: a
+        # new connection per query costs PostgreSQL a fork and a SCRAM exchange.
+        return dict(env, DATABASE_CONN_MAX_AGE=DEPLOYED_CONN_MAX_AGE)
     except ServiceError as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -70,6 +140,7 @@ def _server_factory(
         *,
         name: str = "daphne",
         proxy_headers: bool = False,
+        runner: str = "serve",
         **overrides: str,
     ) -> Server:
         name = unique_name(name)
@@ -82,7 +153,9 @@ def _server_factory(
         )
         if redis_url is not None:
             env["REDIS_URL"] = redis_url
-        server = Server(name=name, env=env, workdir=workdir, proxy_headers=proxy_headers)
+        server = Server(
+            name=name, env=env, workdir=workdir, proxy_headers=proxy_headers, runner=runner
+        )
         started.append(server)
         _started.append(server)
         return server.start()
@@ -119,9 +192,9 @@ def _proxied_factory(
     return start
 
 
-def _stop_all(processes: Sequence[RedisServer | Server | Nginx]) -> None:
+def _stop_all(processes: Sequence[Process]) -> None:
     for process in reversed(processes):
-        process.stop()
+        _stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -161,6 +234,28 @@ def api(server_a: Server) -> Api:
     return Api(server_a)
 
 
+@pytest.fixture(scope="session")
+def plain_server(
+    services_dir: Path, server_env: dict[str, str], redis_server: RedisServer
+) -> Iterator[Server]:
+    """The project under plain `python -m daphne ... config.asgi:application`, as people
+    deploy it without `manage.py serve` (no transport caps, no graceful SIGTERM), on the
+    shared Redis and database: it sees the users and rooms of server_a and server_b."""
+    started: list[Server] = []
+    try:
+        yield _server_factory(services_dir, server_env, started)(
+            redis_server.url, name="plain", runner="daphne"
+        )
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture(params=RUNNERS)
+def either_server(request: pytest.FixtureRequest) -> Server:
+    """Runs the test twice: on server_a (`manage.py serve`) and on plain_server (daphne)."""
+    return request.getfixturevalue("server_a" if request.param == "serve" else "plain_server")
+
+
 @pytest.fixture
 def start_redis(services_dir: Path, redis_binary: str) -> Iterator[Callable[[], RedisServer]]:
     """Start a Redis this test alone uses (and may stop); stopped at teardown."""
@@ -177,7 +272,8 @@ def start_server(
 ) -> Iterator[Callable[..., Server]]:
     """Start daphne processes this test alone uses (and may kill); stopped at teardown.
 
-    start_server(redis_url, name=..., **ENV_OVERRIDES) -> Server
+    start_server(redis_url, name=..., proxy_headers=False, runner="serve"|"daphne",
+                 **ENV_OVERRIDES) -> Server
     """
     started: list[Server] = []
     try:
@@ -205,7 +301,8 @@ def start_proxied(
 ) -> Iterator[Callable[..., tuple[Nginx, Server]]]:
     """Start an nginx + daphne pair this test alone uses; both stopped at teardown.
 
-    start_proxied(redis_url, name=..., **ENV_OVERRIDES) -> (Nginx, Server)
+    start_proxied(redis_url, name=..., runner="serve"|"daphne", **ENV_OVERRIDES)
+        -> (Nginx, Server)
     """
     started: list[Server | Nginx] = []
     try:

@@ -1,9 +1,12 @@
 """The database goes away and comes back under a live daphne: documented answers, recovery.
 
-The outage is real: the server's SQLite file is moved aside and a directory takes its place,
-so every new connection fails to open it (CONN_MAX_AGE is 0: each request and each consumer
-call opens its own). Handshakes then close with 1013, frames on open sockets get
-`unavailable`, /healthz answers 503, and putting the file back restores service.
+The outage is real: the test's own PostgreSQL server is shut down (fast shutdown, as
+`pg_ctl stop -m fast` does: open sessions are ended) and started again on the same port with
+the same data. Meanwhile new connections are refused, and the persistent ones the server
+held (DATABASE_CONN_MAX_AGE as deployed, with health checks) are dead. Handshakes then close
+with CloseCode.TRY_AGAIN_LATER, frames on open sockets get `unavailable`, /healthz answers
+503, and the restarted server restores service without restarting daphne. It runs under
+`manage.py serve` and under plain daphne alike.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import pytest
 from realtime.protocol import CloseCode
 from tests.services.support.api import Api
 from tests.services.support.common import migrated_environment
-from tests.services.support.daphne import Server
+from tests.services.support.daphne import RUNNERS, Server
+from tests.services.support.postgres import PostgresServer
 from tests.services.support.redis_server import RedisServer
 from tests.services.support.sockets import join, post, refused_with, request, ws_connect
 
@@ -25,32 +29,33 @@ pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
 
 @contextlib.contextmanager
-def database_gone(path: Path) -> Iterator[None]:
-    """Replace the SQLite file (and its WAL files) with an unopenable directory, then restore."""
-    aside = path.with_name(path.name + ".aside")
-    aside.mkdir()
-    moved = [p for p in path.parent.glob(path.name + "*") if p.is_file()]
-    for file in moved:
-        file.rename(aside / file.name)
-    path.mkdir()
+def database_down(database: PostgresServer) -> Iterator[None]:
+    """Shut the server down for the duration of the block, then start it again."""
+    database.stop()
+    assert not database.accepts_connections()
     try:
         yield
     finally:
-        path.rmdir()
-        for file in moved:
-            (aside / file.name).rename(file)
-        aside.rmdir()
+        database.start()
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 async def test_database_outage_is_answered_and_survived(
+    runner: str,
     tmp_path: Path,
+    start_postgres: Callable[[], PostgresServer],
     start_redis: Callable[[], RedisServer],
     start_server: Callable[..., Server],
 ) -> None:
-    database = tmp_path / "db.sqlite3"
-    own_env = migrated_environment(tmp_path)
+    database = start_postgres()
+    own_env = migrated_environment(tmp_path, database.url)
     redis_server = start_redis()
-    server = start_server(redis_server.url, name="db-outage", DATABASE_URL=own_env["DATABASE_URL"])
+    server = start_server(
+        redis_server.url,
+        name=f"db-outage-{runner}",
+        runner=runner,
+        DATABASE_URL=own_env["DATABASE_URL"],
+    )
     api = Api(server)
     alice = api.account("alice")
     room = api.room(alice)
@@ -59,7 +64,7 @@ async def test_database_outage_is_answered_and_survived(
         await join(ws, room)
         stored = await post(ws, room, "before the outage")
 
-        with database_gone(database):
+        with database_down(database):
             health = api.health()
             assert health.status == 503
             assert health.body["checks"]["database"] == "unavailable"

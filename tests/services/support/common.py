@@ -27,6 +27,8 @@ PASSWORD = "correct-horse-battery-staple-42"
 # Django, DRF and daphne import in a few seconds; a loaded 2-core machine may need more.
 SERVER_START_TIMEOUT = 45.0
 REDIS_START_TIMEOUT = 10.0
+# initdb is separate (it has its own timeout); a start after a fast shutdown takes a second.
+POSTGRES_START_TIMEOUT = 30.0
 NGINX_START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 HTTP_TIMEOUT = 15.0
@@ -83,38 +85,52 @@ def base_environment() -> dict[str, str]:
     return env
 
 
-def migrated_environment(workdir: Path) -> dict[str, str]:
-    """The environment every server of a run shares, with its SQLite database migrated.
+def migrated_environment(workdir: Path, database_url: str | None = None) -> dict[str, str]:
+    """The environment every server of a run shares, with its database migrated.
 
-    One key, one database file, the test origin and throttles no test reaches; each server
-    adds its own VAR_DIR, LOG_FILE and REDIS_URL.
+    One key, one database (`database_url`, e.g. a PostgresServer's; a SQLite file in
+    `workdir` when None), the test origin and throttles no test reaches; each server adds its
+    own VAR_DIR, LOG_FILE and REDIS_URL.
     """
     env = base_environment()
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
         DJANGO_DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
-        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        DATABASE_URL=database_url or f"sqlite:///{workdir / 'db.sqlite3'}",
         WS_ALLOWED_ORIGINS=ORIGIN,
         THROTTLE_LOGIN="10000/min",
         THROTTLE_REGISTER="10000/min",
         THROTTLE_TICKET="10000/min",
+        THROTTLE_ROOM_CREATE="10000/min",
+        # Every test client comes from 127.0.0.1 and many share an account: the socket caps
+        # are lifted here, and tests/services/test_connection_caps.py sets its own.
+        WS_MAX_CONNECTIONS_PER_USER="100000",
+        WS_MAX_CONNECTIONS_PER_ADDRESS="100000",
         LOG_FORMAT="json",
         VAR_DIR=str(workdir / "var-migrate"),
         LOG_FILE=str(workdir / "var-migrate" / "realtime.log"),
     )
-    result = subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    migrate(env)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    """`manage.py migrate` against env's DATABASE_URL, with env's settings."""
+    try:
+        result = subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ServiceError("migrate took more than 120s") from None
     if result.returncode != 0:
         raise ServiceError(f"migrate failed:\n{result.stdout}\n{result.stderr}")
-    return env
 
 
 def stop_process(proc: subprocess.Popen, *, timeout: float) -> None:

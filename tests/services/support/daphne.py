@@ -1,4 +1,5 @@
-"""A real daphne process running the project, as `manage.py serve` starts it."""
+"""A real daphne process running the project, as `manage.py serve` starts it, or as plain
+`python -m daphne` runs it when deployed without the project's wrapper."""
 
 from __future__ import annotations
 
@@ -25,10 +26,14 @@ from tests.services.support.common import (
     wait_until,
 )
 
+# How a Server runs the project: "serve" is `manage.py serve` (the project's caps, graceful
+# SIGTERM); "daphne" is `python -m daphne ... config.asgi:application` with daphne's defaults.
+RUNNERS = ("serve", "daphne")
+
 
 @dataclass
 class Server(ChatEndpoint):
-    """One daphne process running the project, as `manage.py serve` starts it."""
+    """One daphne process running the project, started the way `runner` names."""
 
     name: str
     env: dict[str, str]
@@ -36,7 +41,12 @@ class Server(ChatEndpoint):
     port: int = field(default_factory=free_port)
     # As deploy/chat@.service runs it behind nginx: the client address is X-Forwarded-For's.
     proxy_headers: bool = False
+    runner: str = "serve"
     proc: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {RUNNERS}, not {self.runner!r}")
 
     @property
     def log_file(self) -> Path:
@@ -55,11 +65,21 @@ class Server(ChatEndpoint):
         assert self.proc is not None, "server not started"
         return self.proc.pid
 
-    def start(self) -> Server:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
+        if self.runner == "daphne":
+            # Exactly as a deployment without the wrapper runs it; same environment.
+            args = [PYTHON, "-m", "daphne", "-b", HOST, "-p", str(self.port)]
+            if self.proxy_headers:
+                args.append("--proxy-headers")
+            return [*args, "config.asgi:application"]
         args = [PYTHON, "manage.py", "serve", "--bind", HOST, "--port", str(self.port)]
         if self.proxy_headers:
             args.append("--proxy-headers")
+        return args
+
+    def start(self) -> Server:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = self.command()
         with self.stdout_file.open("ab") as out, self.stderr_file.open("ab") as err:
             self.proc = subprocess.Popen(
                 args, cwd=ROOT, env=self.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL

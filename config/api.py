@@ -13,8 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.log import log_response
 from django.views.defaults import page_not_found, server_error
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -36,6 +40,9 @@ _CODE_NAMES = {
     "user_not_found": "token_not_valid",
     "user_inactive": "token_not_valid",
     "password_changed": "token_not_valid",
+    "session_not_found": "token_not_valid",
+    "session_revoked": "token_not_valid",
+    "refresh_reuse": "token_not_valid",
 }
 
 
@@ -49,6 +56,21 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
     if fields:
         error["fields"] = fields
     return {"error": error}
+
+
+def _too_large_message() -> str:
+    return f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+
+
+class RequestTooLarge(exceptions.APIException):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE, met while DRF parsed it (Django raises
+    RequestDataTooBig, a SuspiciousOperation DRF does not know: it would be a 500)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+    def __init__(self) -> None:
+        super().__init__(_too_large_message(), self.default_code)
 
 
 def _code_and_message(exc: exceptions.APIException) -> tuple[str, str]:
@@ -90,6 +112,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        # RequestBodyLimitMiddleware answers these first; this covers a view reached without it.
+        exc = RequestTooLarge()
     response = drf_exception_handler(exc, context)
     request = context.get("request")
     if response is None and isinstance(exc, BACKEND_ERRORS):
@@ -140,3 +165,48 @@ def internal_error(request: HttpRequest) -> Any:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("internal", "Internal server error."), status=500)
     return server_error(request)
+
+
+class RequestBodyLimitMiddleware(MiddlewareMixin):
+    """413 for a request body over DATA_UPLOAD_MAX_MEMORY_SIZE, before anything parses it.
+
+    Left to Django, such a body raises RequestDataTooBig wherever it is first read: inside a
+    DRF view that is an unhandled exception (500, a traceback in the log); in the CSRF check
+    of an admin form, a 400 logged at ERROR with a traceback. Reading the body here, through
+    Django's own size check (Content-Length, then the bytes that actually arrived, so a
+    chunked body without Content-Length is held to it too), answers every oversized body the
+    same way: the JSON envelope under /api/, plain text elsewhere, one WARNING line.
+
+    The body is already in daphne's memory (or a spooled file) by then: nginx's
+    client_max_body_size is what keeps it from being received at all.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        try:
+            request.body  # noqa: B018 (read for its size check; Django keeps it for later)
+        except RequestDataTooBig:
+            return request_too_large(request)
+        return None
+
+
+def request_too_large(request: HttpRequest) -> HttpResponse:
+    """413: the JSON envelope under /api/, plain text elsewhere; logged once, no traceback."""
+    if request.path.startswith("/api/"):
+        response: HttpResponse = JsonResponse(
+            error_body("too_large", _too_large_message()), status=413
+        )
+    else:
+        response = HttpResponse(
+            f"{_too_large_message()}\n", status=413, content_type="text/plain; charset=utf-8"
+        )
+    # Logs on django.request at WARNING (a 4xx) and marks the response logged, so Django's
+    # handler does not add its own "Request Entity Too Large" line for it.
+    log_response(
+        "Request body too large: %s addr=%s limit=%d",
+        request.path,
+        client_address(request),
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+        response=response,
+        request=request,
+    )
+    return response

@@ -2,8 +2,11 @@
 
 The redaction filter sits on every handler, so no record reaches a console or file with
 something that looks like a JWT, a password or a credential in a query string, whichever
-logger emitted it (ours, Django's, daphne's). Code must still never log secrets: this is
-the net under the rope, not the rope. docs/security.md lists the tests that prove it.
+logger emitted it (ours, Django's, daphne's). It rewrites the message and every extra
+attribute (a request object becomes "METHOD path", without its query string), and escapes
+control characters in them, so a client-chosen path, origin or ref cannot forge a log line.
+Code must still never log secrets: this is the net under the rope, not the rope.
+docs/security.md lists the tests that prove it.
 """
 
 from __future__ import annotations
@@ -41,27 +44,92 @@ def redact(text: str) -> str:
     return _SECRET_FIELD.sub(rf"\1{REDACTED}", text)
 
 
+# Everything a terminal or a line-based reader may treat as a line break or a command: C0
+# (\n \r \t included), DEL, C1 (NEL, CSI...) and the Unicode line and paragraph separators.
+_CONTROL_ESCAPES: dict[int, str] = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))},
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+# Tracebacks keep their line breaks: a record's traceback is expected to span lines.
+_TRACEBACK_ESCAPES = {code: text for code, text in _CONTROL_ESCAPES.items() if code != ord("\n")}
+
+
+def escape_controls(text: str) -> str:
+    """Return `text` on one line: control characters written as \\n, \\x1b, \\u2028...
+
+    Backslashes are left alone, so escaping twice (one filter per handler) changes nothing.
+    """
+    return text.translate(_CONTROL_ESCAPES)
+
+
+def sanitize(text: str) -> str:
+    """Redact `text`, then put it on one line. In that order: the bearer pattern reads the
+    whitespace (a tab, a line break) that escaping would turn into a backslash sequence."""
+    return escape_controls(redact(text))
+
+
+def _sanitize_traceback(text: str) -> str:
+    return redact(text).translate(_TRACEBACK_ESCAPES)
+
+
+def render_extra(value: object) -> object:
+    """A record attribute as it may be written: JSON scalars kept, anything else a sanitized
+    string. A request is "METHOD path": its query string may carry a ticket or a token, and
+    its repr() is the full URL. Containers are rendered whole through str(), so a value
+    keeps the field name ("password") the redaction patterns look for next to it."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return sanitize(value)
+    # Imported here: settings import this module before Django is set up.
+    from django.http import HttpRequest
+
+    if isinstance(value, HttpRequest):
+        return sanitize(f"{value.method} {value.path}")
+    try:
+        text = str(value)
+    except Exception:  # a broken __str__ must not lose the record
+        text = f"<unprintable {type(value).__name__}>"
+    return sanitize(text)
+
+
+# Attributes every LogRecord has; anything else came in through `extra=`.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def extra_keys(record: logging.LogRecord) -> list[str]:
+    """The attributes `extra=` (or a library) added to the record: what formatters write
+    besides the standard fields. Private (underscore) attributes are neither."""
+    return [k for k in vars(record) if k not in _STANDARD_ATTRS and not k.startswith("_")]
+
+
 class RedactSecretsFilter(logging.Filter):
-    """Rewrites each record's message and traceback with secrets redacted; never drops one."""
+    """Rewrites each record, never drops one: the message and every extra redacted and on
+    one line, the traceback and stack redacted (multi-line, other control characters
+    escaped). Applying it again, as the next handler does, changes nothing."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a malformed call must still be logged, unformatted
             message = str(record.msg)
-        record.msg = redact(message)
+        record.msg = sanitize(message)
         record.args = ()
+        # Before any formatter sees them: JSON encoding would escape the quotes the redaction
+        # patterns match, and default=str would write a request with its query string.
+        for key in extra_keys(record):
+            setattr(record, key, render_extra(getattr(record, key)))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = _sanitize_traceback(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = _sanitize_traceback(record.stack_info)
         return True
-
-
-# Attributes every LogRecord has; anything else came in through `extra=`.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -74,9 +142,8 @@ class JsonLinesFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+        for key in extra_keys(record):
+            entry[key] = getattr(record, key)
         if record.exc_info or record.exc_text:
             entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

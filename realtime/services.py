@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
+from realtime.exceptions import RoomQuotaExceeded
 from realtime.models import Membership, Message, Room
 from realtime.selectors import message_payload, room_get_readable
 
 
-def room_create(*, creator: User, slug: str, title: str, is_private: bool) -> Room:
-    """Create a room with its creator as owner; raise ValidationError on a bad or taken slug."""
+def room_create(*, creator: User, slug: str, title: str, is_private: bool = False) -> Room:
+    """Create a room with its creator as owner; raise ValidationError on a bad or taken slug,
+    RoomQuotaExceeded when the creator already has ROOMS_MAX_OWNED_PER_USER rooms.
+
+    Every caller is held to the quota; the Django admin saves rooms without this service.
+    """
     room = Room(slug=slug, title=title, is_private=is_private, created_by=creator)
     room.full_clean()
+    limit = settings.ROOMS_MAX_OWNED_PER_USER
     with transaction.atomic():
+        # Count, then insert, one creation at a time per user. On PostgreSQL (READ COMMITTED)
+        # a bare count lets N concurrent requests of one user all count below the cap and all
+        # insert: up to N-1 rooms over it (12 at once from none, cap 3: 7 rooms). Locking the
+        # creator's row first queues them, so each counts what the previous one committed:
+        # no overshoot (the same 12: 3 rooms, 9 quota_exceeded). NO KEY: the foreign-key
+        # checks of that user's other writes (messages) do not wait for it. On SQLite the
+        # lock is a no-op, but transactions there are IMMEDIATE: writers already queue.
+        list(User.objects.select_for_update(no_key=True).filter(pk=creator.pk).values("pk"))
+        # Rooms created, not owner memberships: an owner can leave their own room, and must
+        # not get a fresh allowance by doing so.
+        if Room.objects.filter(created_by=creator).count() >= limit:
+            raise RoomQuotaExceeded(limit)
         room.save()
         Membership.objects.create(room=room, user=creator, role=Membership.Role.OWNER)
     return room
@@ -33,12 +53,21 @@ def membership_remove(*, room: Room, user: User) -> bool:
     return deleted > 0
 
 
-def message_post(*, author: User, slug: str, body: str) -> dict[str, Any]:
-    """Authorize, store and return the message payload; raise RoomNotFound or RoomForbidden.
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    room_id: int
+    # The message as it travels on the wire (selectors.message_payload).
+    payload: dict[str, Any]
 
-    Authorization happens here, on every message, so a member removed from a private room
-    cannot post through a socket that joined before the removal.
+
+def message_post(*, author: User, session_id: str, slug: str, body: str) -> PostedMessage:
+    """Authorize, store and return the message payload; raise RoomNotFound, RoomForbidden
+    or SessionEnded.
+
+    Authorization happens here, on every message, so a member removed from a private room,
+    or a socket whose session ended, cannot post even if the event that should have told
+    the socket was lost.
     """
-    room = room_get_readable(user=author, slug=slug)
+    room = room_get_readable(user=author, slug=slug, session_id=session_id)
     message = Message.objects.create(room=room, author=author, body=body)
-    return message_payload(message, room_slug=room.slug)
+    return PostedMessage(room.pk, message_payload(message, room_slug=room.slug))

@@ -12,13 +12,15 @@ from rest_framework.exceptions import (
 )
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.throttles import ClientAddressRateThrottle
 from realtime import selectors, services, tickets
 from realtime.conf import realtime_settings
-from realtime.exceptions import RoomForbidden, RoomNotFound
+from realtime.exceptions import RoomForbidden, RoomNotFound, RoomQuotaExceeded
 from realtime.models import Membership, Room
 from realtime.serializers import HistoryQuerySerializer, MemberSerializer, RoomSerializer
 
@@ -43,8 +45,24 @@ def _owned_room(user: User, slug: str) -> Room:
     return room
 
 
+class RoomCreateRateThrottle(UserRateThrottle):
+    """Rooms created per user (THROTTLE_ROOM_CREATE); the rate is read per request, so
+    settings overrides apply (UserRateThrottle reads it once, at import)."""
+
+    scope = "room_create"
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
 class RoomListView(APIView):
     """GET: rooms the user may join. POST slug, title, is_private: create one the user owns."""
+
+    def get_throttles(self) -> list:
+        # Creating a room spends the budget; listing rooms does not.
+        if self.request.method == "POST":
+            return [RoomCreateRateThrottle()]
+        return super().get_throttles()
 
     def get(self, request: Request) -> Response:
         rooms = selectors.room_list_visible(user=request.user)
@@ -55,6 +73,8 @@ class RoomListView(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             room = services.room_create(creator=request.user, **serializer.validated_data)
+        except RoomQuotaExceeded as exc:
+            raise PermissionDenied(str(exc), code="quota_exceeded") from None
         except IntegrityError:  # lost a race for the slug
             raise ValidationError(
                 {"slug": [ErrorDetail("A room with that slug already exists.", code="unique")]}
@@ -121,7 +141,7 @@ class TicketView(APIView):
 
     def post(self, request: Request) -> Response:
         # A cache (Redis) failure becomes 503 `unavailable` in config.api.exception_handler.
-        ticket = tickets.ticket_issue(user_id=request.user.pk)
+        ticket = tickets.ticket_issue(access_token=request.auth)
         return Response(
             {"ticket": ticket, "expires_in": realtime_settings().TICKET_TTL_SECONDS},
             status=status.HTTP_201_CREATED,

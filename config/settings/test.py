@@ -14,5 +14,6 @@ REST_FRAMEWORK = {
         "login": "10000/min",
         "register": "10000/min",
         "ticket": "10000/min",
+        "room_create": "10000/min",
     },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import subprocess
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from daphne.access import AccessLogGenerator
+from django.core.handlers.asgi import ASGIRequest
+from django.test import RequestFactory
 
 from config.logs import (
     REDACTED,
@@ -17,6 +21,7 @@ from config.logs import (
     build_logging,
     redact,
 )
+from realtime.accesslog import QuerylessAccessLogGenerator
 
 REPO = Path(__file__).resolve().parent.parent.parent
 # Shaped like a real HS256 token: three base64url parts, the first two JSON objects.
@@ -176,6 +181,210 @@ def test_a_malformed_call_is_still_logged():
 def test_filter_never_drops_a_record():
     assert RedactSecretsFilter().filter(record(f"token={JWT}")) is True
     assert RedactSecretsFilter().filter(record("nothing secret")) is True
+
+
+# --- Extras: every attribute a record carries -----------------------------------------------
+
+
+def asgi_request(path: str, query: bytes) -> ASGIRequest:
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": query, "headers": []}
+    return ASGIRequest(scope, io.BytesIO())
+
+
+@pytest.mark.parametrize(
+    "make_request",
+    [
+        lambda: asgi_request("/ws/chat/", b"ticket=t1ck3t-value&note=n0te-value"),
+        lambda: RequestFactory().get(
+            "/ws/chat/", {"ticket": "t1ck3t-value", "note": "n0te-value"}
+        ),
+    ],
+    ids=["asgi", "wsgi"],
+)
+def test_a_request_extra_is_logged_as_method_and_path_without_its_query(make_request):
+    # What django.request attaches to every 4xx/5xx record.
+    rec = filtered(record("Not Found: %s", "/ws/chat/", request=make_request(), status_code=404))
+
+    assert rec.request == "GET /ws/chat/"
+    line = JsonLinesFormatter().format(rec)
+    assert "t1ck3t-value" not in line
+    assert "n0te-value" not in line
+    assert json.loads(line)["request"] == "GET /ws/chat/"
+    assert json.loads(line)["status_code"] == 404
+
+
+def test_string_extras_are_redacted_before_json_encoding():
+    # JSON-encoded, '"password": "..."' reads '\"password\": \"...\"', which the field
+    # pattern no longer matches: redaction has to come before the encoding.
+    rec = filtered(
+        record(
+            "login",
+            body='{"username": "alice", "password": "hunter2-long"}',
+            header=f"Bearer {JWT}",
+            url="/ws/chat/?ticket=t1ck3t-value",
+        )
+    )
+
+    line = JsonLinesFormatter().format(rec)
+    for secret in ("hunter2-long", JWT, "t1ck3t-value"):
+        assert secret not in line
+    entry = json.loads(line)
+    assert '"username": "alice"' in entry["body"]
+    assert entry["header"] == f"Bearer {REDACTED}"
+
+
+class Credentialed:
+    def __str__(self) -> str:
+        return f"<Client token={JWT} password=hunter2-long>"
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+def test_other_extras_are_stringified_then_redacted_and_plain_values_kept():
+    rec = filtered(
+        record(
+            "event",
+            client=Credentialed(),
+            form={"username": "alice", "password": "hunter2-long"},
+            payload=b"token=opaque-t0ken",
+            user_id=7,
+            ratio=0.5,
+            admin=False,
+            room=None,
+            broken=Unprintable(),
+        )
+    )
+
+    entry = json.loads(JsonLinesFormatter().format(rec))
+    for secret in (JWT, "hunter2-long", "opaque-t0ken"):
+        assert secret not in json.dumps(entry)
+    assert entry["client"].startswith(f"<Client token={REDACTED} password={REDACTED}")
+    assert "alice" in entry["form"]
+    # What JSON holds as is stays typed.
+    assert [entry[key] for key in ("user_id", "ratio", "admin", "room")] == [7, 0.5, False, None]
+    assert "Unprintable" in entry["broken"]
+
+
+# --- Control characters: one record, one line ------------------------------------------------
+
+CONTROLS = {
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\x00": "\\x00",
+    "\x0b": "\\x0b",
+    "\x0c": "\\x0c",
+    "\x1b": "\\x1b",
+    "\x1e": "\\x1e",
+    "\x7f": "\\x7f",
+    "\x85": "\\x85",
+    "\x9b": "\\x9b",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+FORGED = "2024-01-01 00:00:00,000 CRITICAL realtime.security forged"
+TEXT = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+
+
+@pytest.mark.parametrize(("control", "escaped"), CONTROLS.items(), ids=[repr(c) for c in CONTROLS])
+def test_control_characters_in_a_message_are_escaped(control, escaped):
+    rec = filtered(record("ws refused path=%s origin=%r", f"/ws/{control}{FORGED}", "o"))
+
+    message = rec.getMessage()
+    assert control not in message
+    assert f"/ws/{escaped}{FORGED}" in message
+    assert len(TEXT.format(rec).splitlines()) == 1
+
+
+@pytest.mark.parametrize(("control", "escaped"), CONTROLS.items(), ids=[repr(c) for c in CONTROLS])
+def test_control_characters_in_extras_are_escaped(control, escaped):
+    rec = filtered(
+        record("ws error", ref=f"r{control}{FORGED}", request=asgi_request(f"/x{control}y", b""))
+    )
+
+    assert rec.ref == f"r{escaped}{FORGED}"
+    assert rec.request == f"GET /x{escaped}y"
+
+
+def test_escaping_and_redaction_are_stable_when_every_handler_applies_them():
+    rec = record("auth bearer\t%s path=%s", "s3cr3t-value", "/a\nb", ref="x\r\u2028y")
+
+    first = filtered(rec).getMessage(), rec.ref
+    second = filtered(rec).getMessage(), rec.ref
+
+    assert first == second
+    assert first == (f"auth bearer\\t{REDACTED} path=/a\\nb", "x\\r\\u2028y")
+
+
+def test_a_traceback_stays_multiline_but_is_redacted_and_escaped():
+    error = ValueError(f"bad path /x\r\x1b[2K{FORGED} token={JWT}")
+    rec = filtered(record("failed", exc_info=raised(error)))
+
+    assert "Traceback (most recent call last)" in rec.exc_text
+    assert len(rec.exc_text.splitlines()) > 2
+    assert JWT not in rec.exc_text
+    assert "\r" not in rec.exc_text
+    assert "\x1b" not in rec.exc_text
+    assert "\\r\\x1b[2K" in rec.exc_text
+
+
+# --- daphne's access log (realtime.accesslog) ------------------------------------------------
+
+
+def access_line(protocol: str, action: str, **details) -> str:
+    stream = io.StringIO()
+    QuerylessAccessLogGenerator(stream)(protocol, action, details)
+    return stream.getvalue()
+
+
+def test_access_log_writes_http_paths_without_query_strings():
+    line = access_line(
+        "http",
+        "complete",
+        path="/ws/chat/?ticket=t1ck3t-value&note=n0te-value",
+        status=404,
+        method="GET",
+        client="127.0.0.1:5000",
+        time_taken=0.01,
+        size=23,
+    )
+
+    assert line.startswith("127.0.0.1:5000 - - [")
+    assert line.endswith('] "GET /ws/chat/" 404 23\n')
+    assert "t1ck3t-value" not in line
+    assert "n0te-value" not in line
+
+
+def test_access_log_escapes_control_characters_and_redacts_paths():
+    line = access_line(
+        "websocket",
+        "connected",
+        path=f"/ws/\r\n{FORGED}/{JWT}",
+        client="127.0.0.1:5000\x1b[2K",
+    )
+
+    assert line.count("\n") == 1
+    assert line.endswith("\n")
+    assert "\r" not in line
+    assert "\x1b" not in line
+    assert JWT not in line
+    assert f'"WSCONNECT /ws/\\r\\n{FORGED}/{REDACTED}" - -' in line
+
+
+def test_access_log_keeps_what_stock_daphne_writes_otherwise():
+    details = {"path": "/api/rooms/", "status": 200, "method": "GET", "client": None, "size": 2}
+    stock, ours = io.StringIO(), io.StringIO()
+
+    AccessLogGenerator(stock)("http", "complete", details)
+    QuerylessAccessLogGenerator(ours)("http", "complete", details)
+    QuerylessAccessLogGenerator(ours)("http", "unknown-action", details)
+
+    # Same line (the timestamps may differ by a second).
+    assert ours.getvalue().split("]", 1)[1] == stock.getvalue().split("]", 1)[1]
+    assert ours.getvalue().startswith("None - - [")
 
 
 # --- JsonLinesFormatter ---------------------------------------------------------------------

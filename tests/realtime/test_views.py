@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.test import override_settings
+from django.urls import reverse
 from rest_framework.test import APIClient
 
-from realtime import tickets
+from realtime import services, tickets
+from realtime.exceptions import RoomQuotaExceeded
 from realtime.models import Membership, Room
 from tests.conftest import token_pair
 from tests.realtime.conftest import post_messages
@@ -107,10 +112,158 @@ def test_create_room_with_a_taken_slug_is_a_validation_error(auth_client, bob, m
     assert Room.objects.get(slug="taken").created_by == bob
 
 
+def test_create_room_without_is_private_makes_a_public_room(auth_client):
+    # is_private is optional in the serializer (the model's default): it must not be a 500.
+    response = auth_client.post("/api/rooms/", {"slug": "open", "title": "Open"}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["is_private"] is False
+    assert Room.objects.get(slug="open").is_private is False
+
+
 def test_create_room_with_a_missing_title_is_a_validation_error(auth_client):
     response = auth_client.post("/api/rooms/", {"slug": "no-title"}, format="json")
     error = assert_error(response, 400, "validation_failed")
     assert error["fields"]["title"][0]["code"] == "required"
+
+
+# --- Room quota: creation rate and rooms per user ----------------------------------------------
+
+ROOM_CREATE_RATE = 3
+MAX_OWNED = 3
+
+
+def create_room(client, slug: str):
+    body = {"slug": slug, "title": slug, "is_private": False}
+    return client.post("/api/rooms/", body, format="json")
+
+
+@pytest.fixture
+def low_room_create_rate():
+    rates = {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+        "room_create": f"{ROOM_CREATE_RATE}/min",
+    }
+    cache.clear()
+    with override_settings(
+        REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    ):
+        yield
+    cache.clear()
+
+
+@pytest.mark.usefixtures("low_room_create_rate")
+def test_room_creation_within_the_rate_succeeds(auth_client):
+    for n in range(ROOM_CREATE_RATE):
+        assert create_room(auth_client, f"room-{n}").status_code == 201
+
+
+@pytest.mark.usefixtures("low_room_create_rate")
+def test_room_creation_is_throttled_per_user_past_the_rate(auth_client, bob_client):
+    for n in range(ROOM_CREATE_RATE):
+        assert create_room(auth_client, f"room-{n}").status_code == 201
+
+    response = create_room(auth_client, "one-too-many")
+    error = assert_error(response, 429, "throttled")
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert error["retry_after"] >= 1
+    assert not Room.objects.filter(slug="one-too-many").exists()
+    # Listing rooms is not creating one, and another user has a budget of their own.
+    assert auth_client.get("/api/rooms/").status_code == 200
+    assert create_room(bob_client, "bobs-room").status_code == 201
+
+
+@pytest.mark.usefixtures("low_room_create_rate")
+def test_listing_rooms_does_not_spend_the_creation_budget(auth_client):
+    for _ in range(ROOM_CREATE_RATE * 2):
+        assert auth_client.get("/api/rooms/").status_code == 200
+
+    assert create_room(auth_client, "still-allowed").status_code == 201
+
+
+@override_settings(ROOMS_MAX_OWNED_PER_USER=MAX_OWNED)
+def test_rooms_up_to_the_cap_are_created(auth_client, user):
+    for n in range(MAX_OWNED):
+        assert create_room(auth_client, f"room-{n}").status_code == 201
+    assert Room.objects.filter(created_by=user).count() == MAX_OWNED
+
+
+@override_settings(ROOMS_MAX_OWNED_PER_USER=MAX_OWNED)
+def test_room_past_the_cap_is_refused_with_quota_exceeded(
+    auth_client, user, bob_client, make_room
+):
+    for n in range(MAX_OWNED):
+        make_room(f"room-{n}", owner=user)
+
+    error = assert_error(create_room(auth_client, "one-too-many"), 403, "quota_exceeded")
+    assert str(MAX_OWNED) in error["message"]
+    assert not Room.objects.filter(slug="one-too-many").exists()
+    assert create_room(bob_client, "bobs-room").status_code == 201
+
+
+@override_settings(ROOMS_MAX_OWNED_PER_USER=MAX_OWNED)
+def test_leaving_owned_rooms_does_not_reset_the_cap(auth_client, user):
+    for n in range(MAX_OWNED):
+        assert create_room(auth_client, f"room-{n}").status_code == 201
+        assert auth_client.delete(f"/api/rooms/room-{n}/members/alice/").status_code == 204
+
+    assert_error(create_room(auth_client, "one-too-many"), 403, "quota_exceeded")
+
+
+@override_settings(ROOMS_MAX_OWNED_PER_USER=MAX_OWNED)
+def test_a_deleted_room_frees_its_place_under_the_cap(auth_client, user, make_room):
+    for n in range(MAX_OWNED):
+        make_room(f"room-{n}", owner=user)
+    Room.objects.get(slug="room-0").delete()
+
+    assert create_room(auth_client, "replacement").status_code == 201
+
+
+@override_settings(ROOMS_MAX_OWNED_PER_USER=MAX_OWNED)
+def test_the_service_enforces_the_cap_for_every_caller(user, make_room):
+    for n in range(MAX_OWNED):
+        make_room(f"room-{n}", owner=user)
+
+    with pytest.raises(RoomQuotaExceeded) as raised:
+        services.room_create(creator=user, slug="direct", title="Direct", is_private=False)
+    assert raised.value.limit == MAX_OWNED
+    assert not Room.objects.filter(slug="direct").exists()
+
+
+@override_settings(ROOMS_MAX_OWNED_PER_USER=MAX_OWNED)
+def test_staff_are_bound_by_the_cap_too(make_user, make_room):
+    staff = make_user("staffer", is_staff=True, is_superuser=True)
+    for n in range(MAX_OWNED):
+        make_room(f"room-{n}", owner=staff)
+
+    assert_error(create_room(client_for(staff), "one-too-many"), 403, "quota_exceeded")
+
+
+@override_settings(ROOMS_MAX_OWNED_PER_USER=MAX_OWNED)
+def test_rooms_added_in_the_django_admin_are_not_subject_to_the_cap(
+    client, user, make_room, make_user
+):
+    for n in range(MAX_OWNED):
+        make_room(f"room-{n}", owner=user)
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+
+    response = client.post(
+        reverse("admin:realtime_room_add"),
+        {
+            "slug": "from-the-admin",
+            "title": "From the admin",
+            "created_by": user.pk,
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+            "memberships-0-user": user.pk,
+            "memberships-0-role": "owner",
+        },
+    )
+
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert Room.objects.filter(created_by=user).count() == MAX_OWNED + 1
 
 
 # --- History -----------------------------------------------------------------------------------
@@ -285,7 +438,10 @@ def test_ticket_is_issued_for_the_caller(auth_client, user):
     assert set(body) == {"ticket", "expires_in"}
     assert body["expires_in"] == 30
     assert len(body["ticket"]) >= 40
-    assert tickets.ticket_redeem(body["ticket"]) == user.pk
+    claims = tickets.ticket_redeem(body["ticket"])
+    assert claims["user_id"] == str(user.pk)
+    # It stands for the caller's access token: same session, same expiry; never the token.
+    assert set(claims) == {"user_id", "sid", "hash_password", "exp"}
     assert tickets.ticket_redeem(body["ticket"]) is None
 
 

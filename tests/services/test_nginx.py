@@ -11,11 +11,12 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
 from collections.abc import Callable
 
 import pytest
 
-from tests.services.support.api import Api
+from tests.services.support.api import Api, HttpResponse
 from tests.services.support.common import (
     HOST,
     HTTP_TIMEOUT,
@@ -193,6 +194,58 @@ def test_login_throttle_counts_the_real_client_whatever_it_claims(
     everything = server.all_output()
     for claim in claims:
         assert claim not in everything, f"{claim} reached daphne through nginx"
+
+
+# Rejected by the application's validation at once (no password to hash), so the requests of
+# a burst reach nginx back to back.
+INCOMPLETE_LOGIN = {"username": "nobody-in-particular"}
+BURST = 60
+
+
+def _nginx_refused(response: HttpResponse) -> bool:
+    """nginx's own 429 page, not the application's JSON `throttled`."""
+    return (
+        response.status == 429
+        and isinstance(response.body, str)
+        and "429 Too Many Requests" in response.body
+    )
+
+
+def test_nginx_answers_a_burst_at_the_password_doors_429_but_not_a_normal_pace(
+    start_proxied: Callable[..., tuple[Nginx, Server]],
+) -> None:
+    # Its own nginx, so the rate-limit zones start empty whatever other tests sent.
+    nginx, _ = start_proxied(None, name="paced")
+    api = Api(nginx)
+
+    # A person retyping a password: an attempt every second or so is always let through.
+    for _ in range(3):
+        response = api.call("POST", "/api/auth/token/", INCOMPLETE_LOGIN)
+        assert response.status == 400, f"{response.status} {response.body}\n{nginx.output()}"
+        time.sleep(1.1)
+
+    # A script: back to back, past the burst nginx allows.
+    burst = [api.call("POST", "/api/auth/token/", INCOMPLETE_LOGIN) for _ in range(BURST)]
+    statuses = [r.status for r in burst]
+    assert all(status == 400 for status in statuses[:10]), statuses
+    refused = [r for r in burst if r.status == 429]
+    assert len(refused) >= BURST // 2, statuses
+    assert all(_nginx_refused(r) for r in refused), refused[0].body
+    # Only 400s and nginx's 429s: nothing refused ever reached daphne.
+    assert set(statuses) == {400, 429}, statuses
+
+    # The admin's login form is the same door for the same address, and so is the login
+    # spelled another way that daphne would route to the same view...
+    assert _nginx_refused(api.call("POST", "/admin/login/", {}))
+    assert _nginx_refused(api.call("POST", "/api/auth/%74oken/", INCOMPLETE_LOGIN))
+    # ...while the rest of the API and the site stay under the general rate only.
+    assert api.call("POST", "/api/auth/token/refresh/", {"refresh": "x"}).status != 429
+    assert api.call("GET", "/healthz").status == 200
+
+    # A rate, not a ban: a moment later the door lets an attempt through again.
+    time.sleep(1.5)
+    assert api.call("POST", "/api/auth/token/", INCOMPLETE_LOGIN).status == 400
+    assert "limiting requests" in nginx.error_log.read_text()
 
 
 def test_shipped_chat_conf_passes_nginx_t(shipped_site: SiteNginx) -> None:

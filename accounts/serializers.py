@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.models import update_last_login
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer, TokenVerifySerializer
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenVerifySerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.utils import get_md5_hash_password
+from rest_framework_simplejwt.tokens import UntypedToken
 
-from accounts import selectors
+from accounts import selectors, services
+from accounts.authentication import session_of
 from accounts.models import User
+from accounts.tokens import SessionRefreshToken
+from accounts.usernames import SIMILAR_USERNAME_MESSAGE
 
 
 class RegisterSerializer(serializers.Serializer):
+    """Register's input. A username that is taken, or looks like one that is, is refused here:
+    usernames are public in the chat anyway. A taken email is not: saying so would tell anyone
+    which addresses have accounts, so services.user_register answers it like a new one."""
+
     username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
@@ -23,13 +33,8 @@ class RegisterSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 "A user with that username already exists.", code="unique"
             )
-        return value
-
-    def validate_email(self, value: str) -> str:
-        if selectors.user_email_taken(email=value):
-            raise serializers.ValidationError(
-                "A user with that email already exists.", code="unique"
-            )
+        if selectors.user_username_lookalike_taken(username=value):
+            raise serializers.ValidationError(SIMILAR_USERNAME_MESSAGE, code="unique")
         return value
 
 
@@ -40,39 +45,63 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RefreshSerializer(TokenRefreshSerializer):
-    """SimpleJWT's refresh, plus the user checks its access-token authentication makes.
+class LoginSerializer(TokenObtainSerializer):
+    """SimpleJWT's username/password check; the pair it returns opens a sign-in session."""
 
-    Upstream's refresh makes neither: a deleted user's token would be a server error, and a
-    token minted before a password change would go on minting access tokens.
-    """
+    token_class = SessionRefreshToken
 
-    def validate(self, attrs: dict) -> dict:
-        refresh = self.token_class(attrs["refresh"])
-        user_id = refresh.payload.get(jwt_settings.USER_ID_CLAIM)
-        user = User.objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
-        if user is None:
-            raise AuthenticationFailed("User not found", code="user_not_found")
-        if not user.is_active:
-            # Upstream answers "no active account", a login error; this is a token error.
-            raise AuthenticationFailed("User is inactive", code="user_inactive")
-        if jwt_settings.CHECK_REVOKE_TOKEN and refresh.get(
-            jwt_settings.REVOKE_TOKEN_CLAIM
-        ) != get_md5_hash_password(user.password):
-            raise AuthenticationFailed(
-                "The user's password has been changed.", code="password_changed"
-            )
-        return super().validate(attrs)
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        super().validate(attrs)  # authenticates and sets self.user, or raises
+        request = self.context["request"]
+        pair = services.session_start(
+            user=self.user,
+            ip_address=request.META.get("REMOTE_ADDR") or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        if jwt_settings.UPDATE_LAST_LOGIN:
+            update_last_login(None, self.user)
+        return pair.as_dict()
+
+
+class RefreshSerializer(serializers.Serializer):
+    """A refresh token in, the session's next pair out (rotation with reuse detection)."""
+
+    refresh = serializers.CharField(write_only=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return services.session_refresh(raw_token=attrs["refresh"]).as_dict()
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+
+
+class LogoutSerializer(serializers.Serializer):
+    """A refresh token in: its session ends; with `everywhere`, every session of its user."""
+
+    refresh = serializers.CharField(write_only=True)
+    everywhere = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            services.session_end(raw_token=attrs["refresh"], everywhere=attrs["everywhere"])
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return attrs
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    old_password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    new_password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
 
 
 class VerifySerializer(TokenVerifySerializer):
-    """SimpleJWT's verify, answering a blacklisted token like any other invalid one (401).
-
-    Upstream raises a validation error (400) for a blacklisted token only.
-    """
+    """SimpleJWT's verify, plus the session check every use of a token makes; a blacklisted
+    token is answered like any other invalid one (401; upstream answers 400 for it alone)."""
 
     def validate(self, attrs: dict) -> dict:
         try:
-            return super().validate(attrs)
+            data = super().validate(attrs)
         except serializers.ValidationError:
             raise TokenError("Token is blacklisted") from None
+        session_of(UntypedToken(attrs["token"]).payload)
+        return data

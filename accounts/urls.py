@@ -10,5 +10,6 @@ urlpatterns = [
     path("token/refresh/", views.RefreshView.as_view(), name="token-refresh"),
     path("token/verify/", views.VerifyView.as_view(), name="token-verify"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("password/", views.PasswordChangeView.as_view(), name="password"),
     path("me/", views.MeView.as_view(), name="me"),
 ]

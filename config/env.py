@@ -53,6 +53,16 @@ class Env:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
+    def float(self, name: str, default: float) -> float:
+        """Return a number; raise ImproperlyConfigured when it is not one."""
+        raw = self._environ.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
     def list(self, name: str, default: list[str] | None = None) -> list[str]:
         """Return a comma-separated list with blanks dropped."""
         raw = self._environ.get(name)

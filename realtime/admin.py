@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from realtime.models import Membership, Message, Room
 
@@ -19,6 +20,13 @@ class RoomAdmin(admin.ModelAdmin):
     autocomplete_fields = ("created_by",)
     readonly_fields = ("created_at",)
     inlines = (MembershipInline,)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> tuple:
+        # A slug is a room's public name on the wire; renaming it under joined sockets and
+        # reusing the old name for a new room would confuse every client. Set once.
+        if obj is not None:
+            return (*self.readonly_fields, "slug")
+        return self.readonly_fields
 
 
 @admin.register(Membership)

@@ -17,6 +17,7 @@ class RealtimeSettings:
     SUBPROTOCOL: str
     TICKET_TTL_SECONDS: int
     HISTORY_LIMIT: int
+    HISTORY_MAX_BYTES: int
     MAX_BODY_CHARS: int
     MAX_FRAME_BYTES: int
     TRANSPORT_MAX_MESSAGE_BYTES: int
@@ -25,6 +26,13 @@ class RealtimeSettings:
     RATE_PER_SECOND: float
     RATE_STRIKES_BEFORE_CLOSE: int
     MAX_PROTOCOL_ERRORS: int
+    TOKEN_GRACE_SECONDS: int
+    MAX_CONNECTIONS_PER_USER: int
+    MAX_CONNECTIONS_PER_ADDRESS: int
+    CONNECTION_TTL_SECONDS: int
+    REDIS_CHECK_SECONDS: float
+    OUTPUT_MAX_BYTES: int
+    OUTPUT_MAX_FRAMES: int
 
 
 @cache

@@ -2,18 +2,22 @@
 
 Thin on purpose: each frame is rate-limited, parsed and validated (realtime.protocol),
 authorized and carried out by a service or selector, and answered. Everything the consumer
-keeps is per connection: the rooms this socket joined, its rate limiter, its error count.
+keeps is per connection: its grant (user, session, expiry), the rooms it joined, its rate
+limiter, its error count.
 
 Failures never crash the process. A bad frame gets an `error` frame and the socket stays
 open (until MAX_PROTOCOL_ERRORS: 4400). A Redis or database failure while handling a frame
 gets `error: unavailable`; a failure of the channel layer's receive loop (Redis down) closes
-the socket with 1013, and the client's reconnect is served once Redis is back.
+the socket with 4013, and the client's reconnect is served once Redis is back. Every close
+goes through `close()`, which hands daphne the plain int it requires (protocol.wire_code).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -22,13 +26,27 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from config.backends import BACKEND_ERRORS
 from realtime import groups, protocol, selectors, services
 from realtime.conf import realtime_settings
-from realtime.exceptions import RoomForbidden, RoomNotFound
+from realtime.connections import Admission, Slot
+from realtime.exceptions import RoomForbidden, RoomNotFound, SessionEnded
 from realtime.handshake import client_address, header, select_subprotocol
+from realtime.local import local_sockets
+from realtime.middleware import Grant, HandshakeRefused, grant_for_access_token
 from realtime.protocol import CloseCode, ErrorCode, ProtocolError
 from realtime.ratelimit import FrameRateLimiter, Verdict
 
 connection_logger = logging.getLogger("realtime.connection")
 protocol_logger = logging.getLogger("realtime.protocol")
+security_logger = logging.getLogger("realtime.security")
+
+# session.end reasons after which the account must not come back (4403, not 4103).
+_ACCOUNT_GONE = frozenset({"account_disabled", "account_deleted"})
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedRoom:
+    id: int
+    # Ids of the messages sent in `joined`, whose live copies are dropped.
+    in_history: frozenset[int]
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -45,6 +63,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             )
             await self._abort(CloseCode.TRY_AGAIN_LATER)
             if getattr(self, "accepted", False):
+                self._forget()
                 self._log_disconnect(CloseCode.TRY_AGAIN_LATER)
 
     # --- Lifecycle -----------------------------------------------------------------------------
@@ -52,53 +71,108 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         limits = realtime_settings()
         self.user = self.scope["user"]
+        self.grant: Grant = self.scope["grant"]
         self.conn_id = self.channel_name.rsplit("!", 1)[-1][:12]
         self.connected_at = time.monotonic()
         self.accepted = False
         self.closing = False
-        # Room slug -> ids of the messages sent in `joined`, whose live copies are dropped.
-        self.rooms: dict[str, frozenset[int]] = {}
+        # Joined rooms by slug (frames name rooms by slug) and by id (group events do).
+        self.rooms: dict[str, JoinedRoom] = {}
+        self.room_slugs: dict[int, str] = {}
         self.protocol_errors = 0
         self.limiter = FrameRateLimiter(
             burst=limits.RATE_BURST,
             per_second=limits.RATE_PER_SECOND,
             strikes_before_close=limits.RATE_STRIKES_BEFORE_CLOSE,
         )
+        self.slot = Slot(self.channel_name, self.user.pk, client_address(self.scope))
+        self.expiry: asyncio.TimerHandle | None = None
+        self.expiring: asyncio.Task[None] | None = None
+        local = local_sockets()
         try:
-            await self.channel_layer.group_add(groups.user_group(self.user.pk), self.channel_name)
+            admission = await local.slots.acquire(self.slot)
+            if admission is not Admission.ADMITTED:
+                await self._refuse_over_cap(admission)
+                return
+            try:
+                await local.add(self)
+                await self.channel_layer.group_add(
+                    groups.user_group(self.user.pk), self.channel_name
+                )
+            except BACKEND_ERRORS:
+                self._forget()
+                await self._release_slot()
+                raise
         except BACKEND_ERRORS as exc:
             connection_logger.error(
                 "ws connect failed user=%s addr=%s error=%s",
                 self.user.pk,
-                client_address(self.scope),
+                self.slot.address,
                 type(exc).__name__,
             )
             await self._abort(CloseCode.TRY_AGAIN_LATER)
             return
         await self.accept(subprotocol=select_subprotocol(self.scope))
+        self._schedule_expiry()
         connection_logger.info(
             "ws connect user=%s addr=%s origin=%r auth=%s conn=%s",
             self.user.pk,
-            client_address(self.scope),
+            self.slot.address,
             (header(self.scope, b"origin") or "")[:200] or None,
-            self.scope["auth_method"],
+            self.grant.method,
             self.conn_id,
         )
+
+    async def _refuse_over_cap(self, admission: Admission) -> None:
+        security_logger.warning(
+            "ws refused reason=%s user=%s addr=%s",
+            admission.value,
+            self.user.pk,
+            self.slot.address,
+        )
+        await self.accept(subprotocol=select_subprotocol(self.scope))
+        await self.close(CloseCode.TOO_MANY_CONNECTIONS)
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol=subprotocol, headers=headers)
         self.accepted = True
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close with one of CloseCode's codes, as the plain int daphne requires."""
         self.closing = True
-        await super().close(code=code, reason=reason)
+        await super().close(code=protocol.wire_code(code or CloseCode.NORMAL))
 
     async def disconnect(self, code: int) -> None:
         if not self.accepted:
             return
-        for group in [groups.user_group(self.user.pk), *map(groups.room_group, self.rooms)]:
-            await self._discard(group)
+        admitted = self._forget()
+        if admitted:
+            for group in [
+                groups.user_group(self.user.pk),
+                *(groups.room_group(room.id) for room in self.rooms.values()),
+            ]:
+                await self._discard(group)
+            await self._release_slot()
         self._log_disconnect(code)
+
+    def _forget(self) -> bool:
+        """Stop the expiry timer and leave the local registry; False if never admitted."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        registry = local_sockets()
+        admitted = self in registry.sockets
+        registry.discard(self)
+        return admitted
+
+    async def _release_slot(self) -> None:
+        try:
+            await local_sockets().slots.release(self.slot)
+        except BACKEND_ERRORS as exc:
+            # The entry expires by itself within CONNECTION_TTL_SECONDS.
+            connection_logger.warning(
+                "ws slot release failed user=%s error=%s", self.user.pk, type(exc).__name__
+            )
 
     def _log_disconnect(self, code: int) -> None:
         connection_logger.info(
@@ -111,7 +185,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _abort(self, code: CloseCode) -> None:
-        """Close after a backend failure, accepting first so the client sees the code."""
+        """Close after a failure, accepting first so the client sees the code."""
         if getattr(self, "closing", False):
             return
         try:
@@ -132,6 +206,47 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 group,
                 type(exc).__name__,
             )
+
+    async def restore(self) -> None:
+        """Rejoin every group after Redis lost them (realtime.local); 4013 if Redis refuses."""
+        if self.closing:
+            return
+        try:
+            for group in [
+                groups.user_group(self.user.pk),
+                *(groups.room_group(room.id) for room in self.rooms.values()),
+            ]:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except BACKEND_ERRORS as exc:
+            connection_logger.error(
+                "ws restore failed user=%s conn=%s error=%s",
+                self.user.pk,
+                self.conn_id,
+                type(exc).__name__,
+            )
+            await self._abort(CloseCode.TRY_AGAIN_LATER)
+
+    # --- Session lifetime ----------------------------------------------------------------------
+
+    def _schedule_expiry(self) -> None:
+        """Close with 4102 at the token's expiry plus the grace, unless refreshed first."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+        deadline = self.grant.expires_at + realtime_settings().TOKEN_GRACE_SECONDS
+        delay = max(0.0, deadline - time.time())
+        # A timer rather than a task per socket: it costs nothing until it fires.
+        self.expiry = asyncio.get_running_loop().call_later(delay, self._on_expiry)
+
+    def _on_expiry(self) -> None:
+        self.expiry = None
+        # Kept, so the task cannot be collected before it ran.
+        self.expiring = asyncio.ensure_future(self._expire())
+
+    async def _expire(self) -> None:
+        if self.closing:
+            return
+        connection_logger.info("ws token expired user=%s conn=%s", self.user.pk, self.conn_id)
+        await self.close(CloseCode.TOKEN_EXPIRED)
 
     # --- Client frames -------------------------------------------------------------------------
 
@@ -159,6 +274,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await getattr(self, f"handle_{frame.type}")(frame)
         except ProtocolError as exc:
             await self.send_error(exc.code, exc.message, exc.ref)
+        except SessionEnded as exc:
+            await self._end_session("account_disabled" if exc.account_gone else "revoked")
         except BACKEND_ERRORS as exc:
             protocol_logger.error(
                 "ws frame failed user=%s conn=%s error=%s",
@@ -178,35 +295,37 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def handle_join(self, frame: protocol.Join) -> None:
-        if (
-            frame.room not in self.rooms
-            and len(self.rooms) >= realtime_settings().MAX_ROOMS_PER_CONNECTION
-        ):
+        limits = realtime_settings()
+        if frame.room not in self.rooms and len(self.rooms) >= limits.MAX_ROOMS_PER_CONNECTION:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_ROOMS, "Leave a room before joining another.", frame.ref
             )
-        group = groups.room_group(frame.room)
-        # Join the group before reading history: a message stored after the read is then
-        # certain to arrive live, and one in both places is dropped by id (see chat_message).
-        await self.channel_layer.group_add(group, self.channel_name)
         try:
-            history = await database_sync_to_async(selectors.room_join_snapshot)(
-                user=self.user, slug=frame.room, limit=realtime_settings().HISTORY_LIMIT
+            room = await database_sync_to_async(selectors.room_get_readable)(
+                user=self.user, slug=frame.room, session_id=self.grant.session_id
             )
         except (RoomNotFound, RoomForbidden) as exc:
-            if frame.room not in self.rooms:
-                await self._discard(group)
-            self.rooms.pop(frame.room, None)
+            await self._leave(frame.room)
             raise self._room_error(exc, frame) from None
-        self.rooms[frame.room] = frozenset(message["id"] for message in history)
-        await self.send_frame(protocol.joined_frame(frame.room, history, frame.ref))
+        # Join the group before reading history: a message stored after the read is then
+        # certain to arrive live, and one in both places is dropped by id (see chat_message).
+        await self.channel_layer.group_add(groups.room_group(room.pk), self.channel_name)
+        messages = await database_sync_to_async(selectors.room_history_payloads)(
+            room=room, limit=limits.HISTORY_LIMIT
+        )
+        history, truncated = protocol.fit_history(messages, limits.HISTORY_MAX_BYTES)
+        has_more = truncated or len(messages) >= limits.HISTORY_LIMIT
+        self.rooms[frame.room] = JoinedRoom(
+            room.pk, frozenset(message["id"] for message in messages)
+        )
+        self.room_slugs[room.pk] = frame.room
+        await self.send_frame(protocol.joined_frame(frame.room, history, has_more, frame.ref))
 
     async def handle_leave(self, frame: protocol.Leave) -> None:
-        if self.rooms.pop(frame.room, None) is None:
+        if not await self._leave(frame.room):
             raise ProtocolError(
                 ErrorCode.NOT_JOINED, "This socket has not joined that room.", frame.ref
             )
-        await self._discard(groups.room_group(frame.room))
         await self.send_frame(protocol.left_frame(frame.room, frame.ref))
 
     async def handle_send(self, frame: protocol.Send) -> None:
@@ -215,28 +334,70 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 ErrorCode.NOT_JOINED, "Join the room before sending to it.", frame.ref
             )
         try:
-            payload = await database_sync_to_async(services.message_post)(
-                author=self.user, slug=frame.room, body=frame.body
+            posted = await database_sync_to_async(services.message_post)(
+                author=self.user,
+                session_id=self.grant.session_id,
+                slug=frame.room,
+                body=frame.body,
             )
         except (RoomNotFound, RoomForbidden) as exc:
             # Access was lost since the join: this socket leaves the room too.
-            self.rooms.pop(frame.room, None)
-            await self._discard(groups.room_group(frame.room))
+            await self._leave(frame.room)
             raise self._room_error(exc, frame) from None
-        await self.send_frame(protocol.ack_frame(payload["id"], frame.ref))
+        await self.send_frame(protocol.ack_frame(posted.payload["id"], frame.ref))
         try:
-            await groups.broadcast_message(payload)
+            await groups.broadcast_message(posted.room_id, posted.payload)
         except BACKEND_ERRORS as exc:
             # Stored and acknowledged: members get it from history when they rejoin.
             connection_logger.error(
                 "ws broadcast failed room=%s message=%s error=%s",
-                frame.room,
-                payload["id"],
+                posted.room_id,
+                posted.payload["id"],
                 type(exc).__name__,
             )
 
     async def handle_ping(self, frame: protocol.Ping) -> None:
         await self.send_frame(protocol.pong_frame(frame.ref))
+
+    async def handle_refresh(self, frame: protocol.Refresh) -> None:
+        """Extend the socket's life with a new access token of the same user."""
+        try:
+            grant = await database_sync_to_async(grant_for_access_token)(
+                frame.token, self.grant.method
+            )
+        except HandshakeRefused as refusal:
+            security_logger.warning(
+                "ws refresh refused reason=%s user=%s conn=%s",
+                refusal.reason,
+                self.user.pk,
+                self.conn_id,
+            )
+            raise ProtocolError(
+                ErrorCode.INVALID_TOKEN,
+                "That token is not valid; the socket keeps its expiry.",
+                frame.ref,
+            ) from None
+        if grant.user.pk != self.user.pk:
+            security_logger.warning(
+                "ws refresh refused reason=other_user user=%s conn=%s",
+                self.user.pk,
+                self.conn_id,
+            )
+            raise ProtocolError(
+                ErrorCode.INVALID_TOKEN, "That token belongs to another user.", frame.ref
+            )
+        self.grant = grant
+        self._schedule_expiry()
+        await self.send_frame(protocol.refreshed_frame(grant.expires_at, frame.ref))
+
+    async def _leave(self, slug: str) -> bool:
+        """Leave the room if joined; True if it was."""
+        room = self.rooms.pop(slug, None)
+        if room is None:
+            return False
+        self.room_slugs.pop(room.id, None)
+        await self._discard(groups.room_group(room.id))
+        return True
 
     @staticmethod
     def _room_error(exc: Exception, frame: protocol.Join | protocol.Send) -> ProtocolError:
@@ -250,41 +411,50 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Drop live copies of messages `joined` already carried. Matching ids rather than
         # comparing with the newest one: on PostgreSQL a lower id may commit after a higher one,
         # and would otherwise be dropped although the history never held it.
-        in_history = self.rooms.get(event["room"])
-        if in_history is not None and event["id"] not in in_history:
+        slug = self.room_slugs.get(event["room_id"])
+        if slug is not None and event["id"] not in self.rooms[slug].in_history:
             await self.send(text_data=event["text"])
 
     async def room_closed(self, event: dict[str, Any]) -> None:
-        await self._leave_by_server(event["room"], "room_deleted")
+        await self._leave_by_server(event["room_id"], "room_deleted")
 
     async def membership_revoked(self, event: dict[str, Any]) -> None:
-        if event["room"] not in self.rooms:
+        slug = self.room_slugs.get(event["room_id"])
+        if slug is None:
             return
         try:
             await database_sync_to_async(selectors.room_get_readable)(
-                user=self.user, slug=event["room"]
+                user=self.user, slug=slug, session_id=self.grant.session_id
             )
         except RoomNotFound:
             # Deleting a room deletes its memberships first, so their revocations arrive
             # before room.closed: the room being gone is the reason the client needs.
-            await self._leave_by_server(event["room"], "room_deleted")
+            await self._leave_by_server(event["room_id"], "room_deleted")
         except RoomForbidden:
-            await self._leave_by_server(event["room"], "membership_revoked")
+            await self._leave_by_server(event["room_id"], "membership_revoked")
+        except SessionEnded as exc:
+            await self._end_session("account_disabled" if exc.account_gone else "revoked")
 
     async def session_end(self, event: dict[str, Any]) -> None:
-        connection_logger.info(
-            "ws session ended user=%s reason=%s conn=%s",
-            self.user.pk,
-            event["reason"],
-            self.conn_id,
-        )
-        await self.close(CloseCode.FORBIDDEN)
-
-    async def _leave_by_server(self, room: str, reason: str) -> None:
-        if self.rooms.pop(room, None) is None:
+        sessions, keep = event["sessions"], event["keep"]
+        mine = self.grant.session_id
+        if mine == keep or (sessions is not None and mine not in sessions):
             return
-        await self._discard(groups.room_group(room))
-        await self.send_frame(protocol.left_frame(room, None, reason=reason))
+        await self._end_session(event["reason"])
+
+    async def _end_session(self, reason: str) -> None:
+        connection_logger.info(
+            "ws session ended user=%s reason=%s conn=%s", self.user.pk, reason, self.conn_id
+        )
+        code = CloseCode.FORBIDDEN if reason in _ACCOUNT_GONE else CloseCode.SESSION_REVOKED
+        await self.close(code)
+
+    async def _leave_by_server(self, room_id: int, reason: str) -> None:
+        slug = self.room_slugs.get(room_id)
+        if slug is None:
+            return
+        await self._leave(slug)
+        await self.send_frame(protocol.left_frame(slug, None, reason=reason))
 
     # --- Replies -------------------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """Channel-layer groups and the events sent to them.
 
-One group per room (`room.<slug>`) carries chat messages; one group per user (`user.<id>`)
-carries control events for all of that user's sockets, on every daphne process. A chat
-message is encoded to its final JSON text once, here, so each of a room's sockets only
-forwards a ready string (docs/protocol.md, "Fan-out").
+One group per room (`room.<id>`) carries chat messages; one group per user (`user.<id>`)
+carries control events for all of that user's sockets, on every daphne process. Groups are
+named by the room's id, never its slug: a socket subscribed to a room keeps receiving that
+room and no other, whatever later happens to slugs (deleted, reused by a new room).
+
+A chat message is encoded to its final JSON text once, here, so each of a room's sockets
+only forwards a ready string (docs/protocol.md, "Fan-out").
 """
 
 from __future__ import annotations
@@ -21,41 +24,46 @@ MEMBERSHIP_REVOKED = "membership.revoked"
 SESSION_END = "session.end"
 
 
-def room_group(slug: str) -> str:
-    return f"room.{slug}"
+def room_group(room_id: int) -> str:
+    return f"room.{room_id}"
 
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-async def broadcast_message(payload: dict[str, Any]) -> None:
+async def broadcast_message(room_id: int, payload: dict[str, Any]) -> None:
     """Send a stored message to every socket in its room, pre-encoded."""
     await get_channel_layer().group_send(
-        room_group(payload["room"]),
+        room_group(room_id),
         {
             "type": CHAT_MESSAGE,
-            "room": payload["room"],
+            "room_id": room_id,
             "id": payload["id"],
             "text": protocol.encode(protocol.message_frame(payload)),
         },
     )
 
 
-async def announce_room_closed(slug: str) -> None:
+async def announce_room_closed(room_id: int) -> None:
     """Tell every socket in the room that the room is gone."""
-    await get_channel_layer().group_send(room_group(slug), {"type": ROOM_CLOSED, "room": slug})
-
-
-async def revoke_membership(user_id: int, slug: str) -> None:
-    """Tell the user's sockets they may no longer read the room."""
     await get_channel_layer().group_send(
-        user_group(user_id), {"type": MEMBERSHIP_REVOKED, "room": slug}
+        room_group(room_id), {"type": ROOM_CLOSED, "room_id": room_id}
     )
 
 
-async def end_sessions(user_id: int, reason: str) -> None:
-    """Close every socket of the user (account deactivated)."""
+async def revoke_membership(user_id: int, room_id: int) -> None:
+    """Tell the user's sockets they may no longer read the room."""
     await get_channel_layer().group_send(
-        user_group(user_id), {"type": SESSION_END, "reason": reason}
+        user_group(user_id), {"type": MEMBERSHIP_REVOKED, "room_id": room_id}
+    )
+
+
+async def end_sessions(
+    user_id: int, *, reason: str, session_ids: list[str] | None, keep: str | None
+) -> None:
+    """Close the user's sockets of the ended sessions (all but `keep` when None)."""
+    await get_channel_layer().group_send(
+        user_group(user_id),
+        {"type": SESSION_END, "reason": reason, "sessions": session_ids, "keep": keep},
     )

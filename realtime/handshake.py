@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime.conf import realtime_settings
-from realtime.protocol import CloseCode
+from realtime.protocol import CloseCode, wire_code
 
 
 def select_subprotocol(scope: dict[str, Any]) -> str | None:
@@ -39,4 +39,4 @@ async def refuse(scope: dict[str, Any], receive: Any, send: Any, code: CloseCode
     if message["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept", "subprotocol": select_subprotocol(scope)})
-    await send({"type": "websocket.close", "code": int(code)})
+    await send({"type": "websocket.close", "code": wire_code(code)})

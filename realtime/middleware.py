@@ -10,14 +10,17 @@ Credentials are looked for in this order, and the first one found is the only on
 A token in the query string (parameters named token, access, jwt...) is refused outright: URLs
 end up in proxy logs and browser history. Tokens are validated by SimpleJWT itself
 (JWTAuthentication.get_validated_token and get_user), so the project's SIMPLE_JWT settings,
-token types, audience, issuer, algorithm and active-user checks all apply. A refused
-handshake is accepted and closed with a code (realtime.handshake), and logged to
-`realtime.security` with the reason, never the credential.
+token types, audience, issuer, algorithm and active-user checks all apply, and so does the
+sign-in session check the REST API makes (accounts.authentication). A refused handshake is
+accepted and closed with a code (realtime.handshake), and logged to `realtime.security`
+with the reason, never the credential. The consumer keeps the Grant: the socket lives no
+longer than the token it was opened with, unless an in-band `refresh` renews it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -27,6 +30,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 
+from accounts.authentication import session_of
 from accounts.models import User
 from config.backends import BACKEND_ERRORS
 from realtime import tickets
@@ -41,10 +45,17 @@ BEARER_PREFIX = "bearer."
 FORBIDDEN_QUERY_PARAMS = frozenset(
     {"token", "access", "access_token", "jwt", "auth", "authorization", "bearer", "refresh"}
 )
-# Reasons whose retry cannot succeed: the client is told not to reconnect.
-_FORBIDDEN_REASONS = frozenset({"token_in_query", "user_inactive"})
-# Reasons that are the server's fault: the client should retry with backoff.
-_UNAVAILABLE_REASONS = frozenset({"backend_unavailable"})
+# Refusal reasons and the close code each gets; any other reason is 4101 (unauthenticated).
+_REASON_CODES = {
+    # A retry cannot succeed: the client must not reconnect.
+    "token_in_query": CloseCode.FORBIDDEN,
+    "user_inactive": CloseCode.FORBIDDEN,
+    # The session ended (signed out, password changed, replayed refresh token): sign in again.
+    "session_revoked": CloseCode.SESSION_REVOKED,
+    "password_changed": CloseCode.SESSION_REVOKED,
+    # The server's fault: retry with backoff.
+    "backend_unavailable": CloseCode.TRY_AGAIN_LATER,
+}
 
 
 class HandshakeRefused(Exception):
@@ -56,17 +67,23 @@ class HandshakeRefused(Exception):
 
     @property
     def close_code(self) -> CloseCode:
-        if self.reason in _FORBIDDEN_REASONS:
-            return CloseCode.FORBIDDEN
-        if self.reason in _UNAVAILABLE_REASONS:
-            return CloseCode.TRY_AGAIN_LATER
-        return CloseCode.UNAUTHENTICATED
+        return _REASON_CODES.get(self.reason, CloseCode.UNAUTHENTICATED)
 
 
 @dataclass(frozen=True, slots=True)
 class Credential:
     method: AuthMethod
     value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a credential proved: who, in which sign-in session, until when (unix seconds)."""
+
+    user: User
+    session_id: str
+    expires_at: int
+    method: AuthMethod
 
 
 def get_credential(scope: dict[str, Any]) -> Credential:
@@ -97,20 +114,32 @@ def get_credential(scope: dict[str, Any]) -> Credential:
     raise HandshakeRefused("no_credentials")
 
 
-def user_from_access_token(raw_token: str) -> User:
-    """Validate an access token with SimpleJWT and load its active user; raise HandshakeRefused."""
-    authentication = JWTAuthentication()
+def _grant(claims: Mapping[str, Any], method: AuthMethod) -> Grant:
+    """The grant for validated claims whose session is open; raise HandshakeRefused."""
     try:
-        validated = authentication.get_validated_token(raw_token.encode())
-        return authentication.get_user(validated)
+        session = session_of(claims)
     except InvalidToken:
         raise HandshakeRefused("invalid_token") from None
     except AuthenticationFailed as exc:
         raise HandshakeRefused(_failure_code(exc)) from None
+    return Grant(session.user, str(session.pk), int(claims["exp"]), method)
+
+
+def grant_for_access_token(raw_token: str, method: AuthMethod = "header") -> Grant:
+    """Validate an access token exactly as the REST API does; raise HandshakeRefused.
+
+    SimpleJWT checks signature, algorithm, type, audience, issuer and expiry; then the
+    token's session must be open and its user active (accounts.authentication.session_of).
+    """
+    try:
+        validated = JWTAuthentication().get_validated_token(raw_token.encode())
+    except InvalidToken:
+        raise HandshakeRefused("invalid_token") from None
+    return _grant(validated.payload, method)
 
 
 def _failure_code(exc: AuthenticationFailed) -> str:
-    """The failure's code ("user_inactive", "user_not_found"...), else "invalid_token".
+    """The failure's code ("user_inactive", "session_revoked"...), else "invalid_token".
 
     SimpleJWT's AuthenticationFailed carries a dict detail ({"detail": ..., "code": ...}),
     whose get_codes() is a dict too: the code must be read from the detail itself.
@@ -120,26 +149,21 @@ def _failure_code(exc: AuthenticationFailed) -> str:
     return str(code) if code else "invalid_token"
 
 
-def user_from_ticket(ticket: str) -> User:
-    """Spend a ticket and load its active user; raise HandshakeRefused."""
-    user_id = tickets.ticket_redeem(ticket)
-    if user_id is None:
+def grant_for_ticket(ticket: str) -> Grant:
+    """Spend a ticket; the grant of the access token it was issued for. Raise HandshakeRefused."""
+    claims = tickets.ticket_redeem(ticket)
+    if claims is None:
         raise HandshakeRefused("invalid_ticket")
-    user = User.objects.filter(pk=user_id).first()
-    if user is None:
-        raise HandshakeRefused("user_not_found")
-    if not user.is_active:
-        raise HandshakeRefused("user_inactive")
-    return user
+    return _grant(claims, "ticket")
 
 
 @database_sync_to_async
-def authenticate(credential: Credential) -> User:
-    """The user a credential belongs to; raise HandshakeRefused."""
+def authenticate(credential: Credential) -> Grant:
+    """The grant a credential proves; raise HandshakeRefused."""
     try:
         if credential.method == "ticket":
-            return user_from_ticket(credential.value)
-        return user_from_access_token(credential.value)
+            return grant_for_ticket(credential.value)
+        return grant_for_access_token(credential.value, credential.method)
     except BACKEND_ERRORS as exc:
         # The ticket store (Redis) or the database: the client should retry with backoff.
         logger.error("ws handshake backend failed error=%s", type(exc).__name__)
@@ -147,7 +171,7 @@ def authenticate(credential: Credential) -> User:
 
 
 class TokenAuthMiddleware:
-    """Puts the authenticated user on scope["user"] and the method on scope["auth_method"]."""
+    """Puts the authenticated user on scope["user"] and its Grant on scope["grant"]."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -157,7 +181,7 @@ class TokenAuthMiddleware:
             raise ValueError("TokenAuthMiddleware only wraps WebSocket applications.")
         try:
             credential = get_credential(scope)
-            user = await authenticate(credential)
+            grant = await authenticate(credential)
         except HandshakeRefused as refusal:
             logger.warning(
                 "ws refused reason=%s addr=%s origin=%r path=%s",
@@ -167,5 +191,5 @@ class TokenAuthMiddleware:
                 scope.get("path"),
             )
             return await refuse(scope, receive, send, refusal.close_code)
-        scope = dict(scope, user=user, auth_method=credential.method)
+        scope = dict(scope, user=grant.user, grant=grant)
         return await self.inner(scope, receive, send)

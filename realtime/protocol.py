@@ -8,6 +8,7 @@ the functions at the bottom, so their shape is defined in one place too.
 from __future__ import annotations
 
 import json
+import re
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
@@ -17,18 +18,57 @@ from realtime.conf import realtime_settings
 
 
 class CloseCode(IntEnum):
-    """WebSocket close codes the server sends, and what the client should do (docs/protocol.md)."""
+    """WebSocket close codes the server sends (docs/protocol.md, "Close codes").
 
-    NORMAL = 1000  # done; do not reconnect
-    GOING_AWAY = 1001  # server restarting; reconnect (with jitter)
-    MESSAGE_TOO_BIG = 1009  # sent by daphne past TRANSPORT_MAX_MESSAGE_BYTES; fix the client
-    INTERNAL_ERROR = 1011  # server bug; reconnect with backoff
-    TRY_AGAIN_LATER = 1013  # a backing service (Redis, database) failed; reconnect with backoff
-    UNAUTHENTICATED = 4001  # missing, invalid or expired credentials; refresh, then reconnect
-    FORBIDDEN = 4003  # origin refused, account disabled, token in URL; do not reconnect
-    RATE_LIMITED = 4008  # kept flooding after rate_limited errors; reconnect after a pause
-    TOO_MANY_CONNECTIONS = 4009  # per-user connection cap reached; close another tab first
-    PROTOCOL_VIOLATION = 4400  # too many malformed frames; do not reconnect (client bug)
+    A client acts on the range, without a table: 4400-4499 means do not reconnect (tell the
+    person); 4100-4199 means get a fresh access token (refresh, or sign in again), then
+    reconnect; anything else means reconnect after a full-jitter backoff. Every code the
+    application sends is 1000 or in 4000-4999, the only ones autobahn (hence stock daphne)
+    can send; 1001 and 1009 come from `manage.py serve`'s server and 1011 from daphne itself.
+    """
+
+    NORMAL = 1000  # daphne's 24-hour socket age limit; reconnect
+    GOING_AWAY = 1001  # the server is shutting down (manage.py serve); reconnect
+    MESSAGE_TOO_BIG = 1009  # a message over the transport cap (manage.py serve); reconnect
+    INTERNAL_ERROR = 1011  # sent by daphne when the application crashed; reconnect
+    # 4000-4099: transient; back off, then reconnect.
+    RATE_LIMITED = 4008  # kept flooding after rate_limited errors
+    TOO_MANY_CONNECTIONS = 4009  # the user or the address is at its socket cap
+    SLOW_CLIENT = 4010  # stopped reading: unsent output passed its bound (manage.py serve)
+    TRY_AGAIN_LATER = 4013  # Redis or the database failed
+    # 4100-4199: credentials; refresh the access token (or sign in), then reconnect.
+    UNAUTHENTICATED = 4101  # no, invalid or expired credentials at the handshake
+    TOKEN_EXPIRED = 4102  # the socket outlived its access token and got no `refresh`
+    SESSION_REVOKED = 4103  # signed out, password changed, or a refresh token was replayed
+    # 4400-4499: permanent; do not reconnect.
+    PROTOCOL_VIOLATION = 4400  # too many malformed frames: the client is broken
+    FORBIDDEN = 4403  # origin refused, token in the URL, unknown path, account disabled
+
+
+class CloseAction(StrEnum):
+    """What a client does after a close, decided by the code's range alone."""
+
+    RECONNECT = "reconnect"
+    REAUTHENTICATE = "reauthenticate"
+    STOP = "stop"
+
+
+def close_action(code: int) -> CloseAction:
+    """The client's move after the server closed with `code` (any code, ours or not)."""
+    if 4400 <= code <= 4499:
+        return CloseAction.STOP
+    if 4100 <= code <= 4199:
+        return CloseAction.REAUTHENTICATE
+    return CloseAction.RECONNECT
+
+
+def wire_code(code: CloseCode) -> int:
+    """The plain int to hand to the ASGI server: autobahn refuses an IntEnum, and any code
+    but 1000 or 3000-4999 unless the server sends it itself (realtime.server)."""
+    value = int(code)
+    if value != 1000 and not 4000 <= value <= 4999:
+        raise ValueError(f"the application cannot close with {value}; daphne refuses it")
+    return value
 
 
 class ErrorCode(StrEnum):
@@ -39,6 +79,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"  # a text frame over MAX_FRAME_BYTES
     UNKNOWN_TYPE = "unknown_type"  # `type` missing, not a string, or not a client type
     INVALID_MESSAGE = "invalid_message"  # the frame does not match its type's schema
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 (`refresh` with a bad or foreign token)
     NOT_FOUND = "not_found"  # no such room
     FORBIDDEN = "forbidden"  # private room and not a member
     NOT_JOINED = "not_joined"  # send/leave for a room this socket has not joined
@@ -104,8 +145,23 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
-ClientFrame = Join | Leave | Send | Ping
-FRAME_TYPES: dict[str, type[_Frame]] = {"join": Join, "leave": Leave, "send": Send, "ping": Ping}
+class Refresh(_Frame):
+    type: Literal["refresh"]
+    # A new access token for the same user; never logged. SimpleJWT's are about 300 bytes.
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+ClientFrame = Join | Leave | Send | Ping | Refresh
+FRAME_TYPES: dict[str, type[_Frame]] = {
+    "join": Join,
+    "leave": Leave,
+    "send": Send,
+    "ping": Ping,
+    "refresh": Refresh,
+}
+
+# A `\u` escape of a UTF-16 surrogate; only such an escape can put one into a decoded string.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _safe_ref(content: dict[str, Any]) -> str | None:
@@ -114,12 +170,38 @@ def _safe_ref(content: dict[str, Any]) -> str | None:
     return ref if isinstance(ref, str) and 0 < len(ref) <= 64 else None
 
 
-def _describe(error: ValidationError) -> str:
-    """A short, input-free description of the first schema violations."""
+def _has_lone_surrogate(content: Any) -> bool:
+    """True if any key or string value holds an unpaired surrogate (no UTF-8 for it).
+
+    Iterative, so a frame nested as deep as the JSON decoder allows cannot exhaust the stack.
+    """
+    pending = [content]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if any("\ud800" <= char <= "\udfff" for char in value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
+def _describe(error: ValidationError, schema: type[_Frame]) -> str:
+    """A short description of the first schema violations, naming fields, never values.
+
+    An unknown field's name is client data, so it is not repeated either.
+    """
     parts = []
     for item in error.errors(include_url=False, include_input=False)[:3]:
-        where = ".".join(str(part) for part in item["loc"]) or "frame"
-        parts.append(f"{where}: {item['msg']}")
+        where = ".".join(
+            part if isinstance(part, str) and part in schema.model_fields else "<field>"
+            for part in item["loc"]
+        )
+        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
+        parts.append(f"{where or 'frame'}: {message}")
     return "; ".join(parts)
 
 
@@ -136,6 +218,11 @@ def parse_frame(text: str | None, data: bytes | None) -> ClientFrame:
         content = json.loads(text)
     except ValueError:
         raise ProtocolError(ErrorCode.INVALID_JSON, "The frame is not valid JSON.") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.INVALID_JSON, "The frame is nested too deeply.") from None
+    if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(content):
+        # It could not be echoed back or stored: UTF-8 has no encoding for it.
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "Strings must be valid Unicode.")
     if not isinstance(content, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "A frame must be a JSON object.")
     ref = _safe_ref(content)
@@ -148,7 +235,7 @@ def parse_frame(text: str | None, data: bytes | None) -> ClientFrame:
     try:
         frame = schema.model_validate(content)
     except ValidationError as exc:
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE, _describe(exc), ref) from None
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, _describe(exc, schema), ref) from None
     if isinstance(frame, Send):
         _check_body(frame.body, limits.MAX_BODY_CHARS, ref)
     return frame
@@ -179,8 +266,12 @@ def error_frame(code: ErrorCode, message: str, ref: str | None) -> dict[str, Any
     return {"type": "error", "code": str(code), "message": message, "ref": ref}
 
 
-def joined_frame(room: str, history: list[dict[str, Any]], ref: str | None) -> dict[str, Any]:
-    return _with_ref({"type": "joined", "room": room, "history": history}, ref)
+def joined_frame(
+    room: str, history: list[dict[str, Any]], has_more: bool, ref: str | None
+) -> dict[str, Any]:
+    return _with_ref(
+        {"type": "joined", "room": room, "history": history, "has_more": has_more}, ref
+    )
 
 
 def left_frame(room: str, ref: str | None, reason: str | None = None) -> dict[str, Any]:
@@ -198,6 +289,10 @@ def pong_frame(ref: str | None) -> dict[str, Any]:
     return _with_ref({"type": "pong"}, ref)
 
 
+def refreshed_frame(expires_at: int, ref: str | None) -> dict[str, Any]:
+    return _with_ref({"type": "refreshed", "expires_at": expires_at}, ref)
+
+
 def message_frame(message: dict[str, Any]) -> dict[str, Any]:
     return {"type": "message", **message}
 
@@ -205,3 +300,20 @@ def message_frame(message: dict[str, Any]) -> dict[str, Any]:
 def encode(frame: dict[str, Any]) -> str:
     """Compact JSON, the one encoder for every server frame."""
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def fit_history(
+    messages: list[dict[str, Any]], max_bytes: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """The newest of `messages` (oldest first) whose encoding fits in `max_bytes`, and
+    whether any had to be left out. Whatever the bodies, a `joined` built from them stays
+    under the transport's message cap; the client pages back through REST for the rest."""
+    kept: list[dict[str, Any]] = []
+    used = 0
+    for message in reversed(messages):
+        # +1 for the comma between entries of the history array.
+        used += len(encode(message).encode()) + 1
+        if used > max_bytes:
+            return kept[::-1], True
+        kept.append(message)
+    return kept[::-1], False

@@ -2,7 +2,8 @@
 
 They run after the database commit, synchronously, from admin actions and views. A Redis
 failure here is logged, never raised: the change is already stored, and the checks on
-every join and send enforce it even if a socket missed the event.
+every join and send enforce it even if a socket missed the event (and a socket's lifetime
+is bounded by its access token's, whose refresh checks the session again).
 """
 
 from __future__ import annotations
@@ -16,34 +17,46 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from accounts.signals import users_deactivated
+from accounts.signals import sessions_revoked
 from realtime import groups
 from realtime.models import Membership, Room
 
 logger = logging.getLogger("realtime.connection")
 
 
-def _send_after_commit(event: Callable[..., Awaitable[None]], *args: Any) -> None:
-    def send() -> None:
-        try:
-            async_to_sync(event)(*args)
-        except Exception:
-            logger.exception("could not publish %s to live sockets", event.__name__)
-
-    transaction.on_commit(send)
+def _publish(event: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+    try:
+        async_to_sync(event)(*args, **kwargs)
+    except Exception:
+        logger.exception("could not publish %s to live sockets", event.__name__)
 
 
-@receiver(users_deactivated)
-def _end_deactivated_sessions(*, user_ids: list[int], **kwargs: Any) -> None:
-    for user_id in user_ids:
-        _send_after_commit(groups.end_sessions, user_id, "account_disabled")
+@receiver(sessions_revoked)
+def _close_revoked_sockets(
+    *,
+    user_id: int,
+    session_ids: list[str] | None,
+    keep: str | None,
+    reason: str,
+    **kwargs: Any,
+) -> None:
+    # accounts sends this after its commit already.
+    _publish(
+        groups.end_sessions,
+        user_id,
+        reason=reason,
+        session_ids=None if session_ids is None else [str(pk) for pk in session_ids],
+        keep=keep,
+    )
 
 
 @receiver(post_delete, sender=Membership)
 def _revoke_deleted_membership(*, instance: Membership, **kwargs: Any) -> None:
-    _send_after_commit(groups.revoke_membership, instance.user_id, instance.room.slug)
+    user_id, room_id = instance.user_id, instance.room_id
+    transaction.on_commit(lambda: _publish(groups.revoke_membership, user_id, room_id))
 
 
 @receiver(post_delete, sender=Room)
 def _close_deleted_room(*, instance: Room, **kwargs: Any) -> None:
-    _send_after_commit(groups.announce_room_closed, instance.slug)
+    room_id = instance.pk
+    transaction.on_commit(lambda: _publish(groups.announce_room_closed, room_id))

@@ -1,20 +1,27 @@
-"""daphne as this project runs it (`manage.py serve`): close codes that work, and a goodbye.
+"""daphne as this project runs it (`manage.py serve`): bounded output, and a goodbye.
 
-Three changes to stock daphne, all about telling clients what to do:
+What it changes in stock daphne (docs/deployment.md lists what plain `daphne` lacks):
 
-* The application may close with 1001, 1011 and 1013. daphne closes through autobahn's
-  `sendClose`, which accepts only 1000 and 3000-4999 and raises on anything else, so a
-  consumer's "try again later" (1013) would never reach the client.
+* Every socket's unsent output is bounded. Stock daphne hands each message to the transport
+  at once, so a client that keeps sending but never reads makes the server buffer without
+  limit (its pings keep arriving, so the ping timeout never fires). Here, once the
+  transport's buffer is full (Twisted pauses its producer past 64 KiB), a socket may queue
+  OUTPUT_MAX_BYTES or OUTPUT_MAX_FRAMES more before it is closed with 4010 and dropped.
 * A message over the size cap is closed with 1009; stock daphne drops the connection (1006).
 * On SIGTERM or SIGINT every open WebSocket is closed with 1001 (going away). Stock daphne
   drops its sockets, so clients see 1006 and cannot tell a deploy from a crash. The reactor
   keeps running for SHUTDOWN_GRACE_SECONDS so the close frames leave before the exit.
+* The access log leaves out query strings (realtime.accesslog).
+
+The application itself only ever closes with 1000 or 4000-4999, which stock daphne sends too.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
@@ -22,27 +29,86 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
+from realtime.accesslog import QuerylessAccessLogGenerator
+from realtime.conf import realtime_settings
 from realtime.protocol import CloseCode
 
 logger = logging.getLogger("realtime.connection")
 
 # Long enough to flush a close frame to every client, short next to systemd's 90 s stop timeout.
 SHUTDOWN_GRACE_SECONDS = 1.0
-# Codes RFC 6455 lets a server send that autobahn's sendClose refuses.
-SERVER_CLOSE_CODES = frozenset(
-    {CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR, CloseCode.TRY_AGAIN_LATER}
-)
 
 
 class ChatWebSocketProtocol(WebSocketProtocol):
-    def serverClose(self, code: int | None = None) -> None:  # daphne's method name
-        if code in SERVER_CLOSE_CODES:
-            self.sendCloseFrame(code=int(code), isReply=False)
-        else:
-            super().serverClose(code)
+    """daphne's WebSocket protocol, with its unsent output bounded.
+
+    It is the transport's streaming producer: Twisted calls pauseProducing() when more than
+    its buffer size (64 KiB) waits to be written to the client, and resumeProducing() when
+    all of it was written. What the application sends in between is counted; past the
+    bounds the socket is closed with 4010 and, since a client that does not read will not
+    answer the close either, dropped when autobahn's close handshake times out.
+    """
+
+    output_paused = False
+    pending_bytes = 0
+    pending_frames = 0
+
+    def onOpen(self) -> None:
+        super().onOpen()
+        # daphne's HTTP channel made itself the transport's producer before the upgrade and
+        # stays registered, ignoring pauses mid-request: this protocol takes its place.
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        self.output_paused = True
+
+    def resumeProducing(self) -> None:
+        self.output_paused = False
+        self.pending_bytes = self.pending_frames = 0
+
+    def stopProducing(self) -> None:
+        self.output_paused = False
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            if self.state != self.STATE_OPEN and self.state != self.STATE_CONNECTING:
+                # Closing: the frame could not be sent (autobahn would raise); drop it.
+                return
+            if self.output_paused and not self._within_bounds(message):
+                self._close_slow_client()
+                return
+        super().handle_reply(message)
+
+    def _within_bounds(self, message: dict[str, Any]) -> bool:
+        # Characters for text: a cheap lower bound of the UTF-8 size, good enough for a cap.
+        self.pending_bytes += len(message.get("text") or message.get("bytes") or b"")
+        self.pending_frames += 1
+        limits = realtime_settings()
+        return (
+            self.pending_bytes <= limits.OUTPUT_MAX_BYTES
+            and self.pending_frames <= limits.OUTPUT_MAX_FRAMES
+        )
+
+    def _close_slow_client(self) -> None:
+        logger.warning(
+            "ws slow client close code=%d addr=%s pending_bytes=%d pending_frames=%d",
+            CloseCode.SLOW_CLIENT,
+            self.client_addr[0] if self.client_addr else "-",
+            self.pending_bytes,
+            self.pending_frames,
+        )
+        self.sendCloseFrame(code=int(CloseCode.SLOW_CLIENT), isReply=False)
 
 
 class GracefulServer(Server):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # daphne's CLI builds its stock access log (--access-log), which writes query strings:
+        # same stream, our lines (realtime.accesslog).
+        if type(self.action_logger) is AccessLogGenerator:
+            self.action_logger = QuerylessAccessLogGenerator(self.action_logger.stream)
+
     def run(self) -> None:
         # run() builds ws_factory and then starts the reactor; no socket can arrive before
         # the reactor runs, so swapping the protocol class here covers every connection.

@@ -6,10 +6,13 @@ import itertools
 from collections.abc import Callable
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from accounts.models import User
+from accounts import services
+from accounts.models import LoginSession, User
+from accounts.tokens import SessionRefreshToken
 
 PASSWORD = "correct-horse-battery-staple-42"
 _serial = itertools.count(1)
@@ -33,9 +36,18 @@ def user(make_user) -> User:
 
 
 def token_pair(user: User) -> tuple[str, str]:
-    """(access, refresh) for the user, minted as the login endpoint would."""
-    refresh = RefreshToken.for_user(user)
-    return str(refresh.access_token), str(refresh)
+    """(access, refresh) for the user, from a new sign-in session as the login endpoint opens."""
+    pair = services.session_start(user=user, ip_address="127.0.0.1", user_agent="tests")
+    return pair.access, pair.refresh
+
+
+def session_token(user: User) -> SessionRefreshToken:
+    """The refresh token of a new sign-in session, as an object (`.access_token` gives its
+    access token), for tests that take tokens apart or change their claims."""
+    session = LoginSession.objects.create(
+        user=user, expires_at=timezone.now() + jwt_settings.REFRESH_TOKEN_LIFETIME
+    )
+    return SessionRefreshToken.for_session(session)
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 INSTALLED_APPS = [
     # daphne first: it replaces `runserver` with its ASGI server.
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin with a login form throttled like the API's (config/admin.py).
+    "config.apps.ChatAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -40,9 +41,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the ones below may answer (HTTPS redirect, bad Host) without calling the rest.
+    "config.middleware.BurnTicketsInUrlsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before anything reads the body (CSRF reads forms): 413 over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "config.api.RequestBodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -90,6 +95,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, health -----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
+# Namespace of every Redis key the project writes (groups, connection counts), so several
+# deployments can share one Redis.
+REDIS_KEY_PREFIX = env.str("CHANNEL_LAYER_PREFIX", "chat")
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", 1000)
 
 if REDIS_URL:
@@ -98,7 +106,7 @@ if REDIS_URL:
             "BACKEND": "realtime.layers.PooledRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                "prefix": env.str("CHANNEL_LAYER_PREFIX", "chat"),
+                "prefix": REDIS_KEY_PREFIX,
                 # Messages waiting for a consumer expire after a minute; a consumer that far
                 # behind has been disconnected and will reload history on rejoin.
                 "expiry": 60,
@@ -153,10 +161,16 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# Largest request body the application reads, counted on what actually arrived. The API takes
+# small JSON and the admin small forms (no uploads); Django's 2.5 MiB default is sized for
+# forms with files. nginx refuses bodies over 64 KiB before they reach daphne; this holds for
+# a client reaching a daphne port directly. Over it: 413 (config.api.RequestBodyLimitMiddleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.SessionJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -168,15 +182,26 @@ REST_FRAMEWORK = {
         "login": env.str("THROTTLE_LOGIN", "10/min"),
         "register": env.str("THROTTLE_REGISTER", "5/min"),
         "ticket": env.str("THROTTLE_TICKET", "60/min"),
+        # Per user: rooms created through the API. A person sets up a few rooms at a time;
+        # a script making hundreds a minute is stopped here and by the cap below.
+        "room_create": env.str("THROTTLE_ROOM_CREATE", "30/hour"),
     },
     "NUM_PROXIES": env.int("NUM_PROXIES", 0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
+# Rooms one user may have created through the API (realtime.services.room_create counts the
+# rooms they created, whether or not they still belong to them; 403 `quota_exceeded` past it).
+# Rooms added in the Django admin are not held to it. Staff accounts are: their tokens can
+# leak like anyone's, and the admin is their way to make more.
+ROOMS_MAX_OWNED_PER_USER = env.int("ROOMS_MAX_OWNED_PER_USER", 50)
+
 # JWTs: short-lived access tokens, rotating refresh tokens blacklisted after use.
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", 5)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_REFRESH_MINUTES", 60 * 24)),
+    # Seconds, so that tests and drills can run sockets through an expiry quickly. An access
+    # token bounds how long a revoked session can go unnoticed where no check looks.
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_SECONDS", 5 * 60)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_SECONDS", 24 * 60 * 60)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
@@ -190,6 +215,8 @@ SIMPLE_JWT = {
     "CHECK_USER_IS_ACTIVE": True,
     # Tokens carry a hash of the password hash: changing a password revokes every token.
     "CHECK_REVOKE_TOKEN": True,
+    # Logins go through accounts.serializers.LoginSerializer, which opens a session per pair.
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.LoginSerializer",
 }
 
 # --- Realtime ----------------------------------------------------------------------------------
@@ -208,21 +235,48 @@ REALTIME = {
     "TICKET_TTL_SECONDS": 30,
     # Messages sent with `joined`; older ones are paged through REST with ?before=<id>.
     "HISTORY_LIMIT": 50,
+    # ...and no more than fits in this many bytes of JSON, so `joined` always passes the
+    # transport cap below whatever the bodies (one 4000-character body is at most ~24 KiB).
+    "HISTORY_MAX_BYTES": 48 * 1024,
     # Long enough for a paragraph, short enough that 1000 of them fit a screen of history.
+    # Counted in Unicode code points (a JavaScript string's length counts an emoji as 2).
     "MAX_BODY_CHARS": 4000,
-    # Largest text frame the consumer parses: 4000 four-byte characters plus the envelope.
-    "MAX_FRAME_BYTES": 32 * 1024,
-    # daphne refuses bigger WebSocket messages outright (close 1009) before the app sees them.
+    # Largest text frame the consumer parses: the longest valid `send`, every character of
+    # its body written as a 12-byte surrogate-pair escape ("\ud83d\ude00"), is ~49 KB.
+    "MAX_FRAME_BYTES": 56 * 1024,
+    # daphne refuses bigger WebSocket messages outright (close 1009) before the app sees them,
+    # and refuses to send bigger ones: every server frame is built to stay under it.
     "TRANSPORT_MAX_MESSAGE_BYTES": 64 * 1024,
     # Centrifugo allows 128 channels per connection; a person reads far fewer rooms at once.
     "MAX_ROOMS_PER_CONNECTION": 100,
-    # Token bucket per connection: bursts of 20 frames, 5 frames/s sustained.
-    "RATE_BURST": 20,
-    "RATE_PER_SECOND": 5.0,
+    # Token bucket per connection: bursts of 20 frames, 5 frames/s sustained (OWASP suggests
+    # about 100 a minute for a person). Benchmarks driving one socket hard raise them.
+    "RATE_BURST": env.int("WS_RATE_BURST", 20),
+    "RATE_PER_SECOND": env.float("WS_RATE_PER_SECOND", 5.0),
     # Frames refused by the rate limit before the socket is closed with 4008.
     "RATE_STRIKES_BEFORE_CLOSE": 20,
     # Protocol errors (bad JSON, bad schema...) tolerated before closing with 4400.
     "MAX_PROTOCOL_ERRORS": 10,
+    # A socket lives until its access token's `exp` plus this grace, unless the client sends
+    # a `refresh` first; then it is closed with 4102. Covers clock skew and a slow refresh.
+    "TOKEN_GRACE_SECONDS": env.int("WS_TOKEN_GRACE_SECONDS", 30),
+    # Open sockets per user across every process: tabs and devices of one person. Past it the
+    # new socket is closed with 4009.
+    "MAX_CONNECTIONS_PER_USER": env.int("WS_MAX_CONNECTIONS_PER_USER", 20),
+    # Open sockets per client address across every process: a household or an office behind
+    # one NAT address. nginx's limit_conn on /ws/ sits just above it as a backstop.
+    "MAX_CONNECTIONS_PER_ADDRESS": env.int("WS_MAX_CONNECTIONS_PER_ADDRESS", 50),
+    # A socket's slot in the Redis counts expires this long after its process last renewed it
+    # (every third of it), so the sockets of a killed process stop counting within it.
+    "CONNECTION_TTL_SECONDS": env.int("WS_CONNECTION_TTL_SECONDS", 60),
+    # How often each process checks that Redis still holds its groups (a restart or failover
+    # empties it); a socket is deaf for at most about this long before it rejoins them.
+    "REDIS_CHECK_SECONDS": 1.0,
+    # Output a client has not read, beyond the 64 KiB the transport buffers, before the socket
+    # is closed with 4010 (Centrifugo's default write queue is 1 MB). Bounds the memory a
+    # client that never reads can make the server hold.
+    "OUTPUT_MAX_BYTES": 1024 * 1024,
+    "OUTPUT_MAX_FRAMES": 1000,
 }
 
 # --- Logging -----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import SECRET_KEY, SIMPLE_JWT, VAR_DIR
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Sign-up emails (accounts.services.user_register) are printed, not sent. Tests use locmem.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 
 def _checkout_secret_key() -> str:

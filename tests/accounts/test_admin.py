@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.messages import get_messages
+from django.forms import MultiWidget
 from django.urls import reverse
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
-from accounts.signals import users_deactivated
-from tests.conftest import PASSWORD
+from accounts.models import LoginSession, User
+from accounts.signals import sessions_revoked
+from accounts.usernames import username_skeleton
+from tests.conftest import PASSWORD, token_pair
 
 pytestmark = pytest.mark.django_db
 
@@ -125,12 +125,110 @@ def test_add_form_refuses_an_email_taken_in_another_case(admin_client, make_user
     assert not User.objects.filter(username="bobby").exists()
 
 
-def test_deactivate_users_blacklists_their_refresh_tokens(
+@pytest.mark.parametrize(
+    "username",
+    ["b\u043eb", "\uff42\uff4f\uff42", "BOB"],
+    ids=["cyrillic-o", "fullwidth", "another-case"],
+)
+def test_add_form_refuses_a_username_that_looks_like_a_taken_one(
+    admin_client, make_user, username
+):
+    make_user("bob")
+
+    response = admin_client.post(
+        ADD,
+        {
+            "username": username,
+            "email": "newcomer@example.com",
+            "password1": "violet-kettle-orbit-1987",
+            "password2": "violet-kettle-orbit-1987",
+        },
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors.as_data()
+    assert set(errors) == {"username"}
+    assert [error.code for error in errors["username"]] == ["unique"]
+    assert list(User.objects.exclude(username="root").values_list("username", flat=True)) == [
+        "bob"
+    ]
+
+
+def change_url(user: User) -> str:
+    return reverse("admin:accounts_user_change", args=[user.pk])
+
+
+def change_form_data(admin_client, user: User, **changes) -> dict:
+    """What the change form posts for `user` as it loads, with `changes` made to its fields."""
+    page = admin_client.get(change_url(user))
+    data = {}
+    for bound in page.context["adminform"].form:
+        if bound.field.disabled:
+            continue
+        value = changes.get(bound.name, bound.value())
+        if isinstance(bound.field.widget, MultiWidget):  # the split date and time
+            parts = enumerate(bound.field.widget.decompress(value))
+            data.update({f"{bound.html_name}_{i}": part for i, part in parts if part is not None})
+        elif value not in (None, False):
+            data[bound.html_name] = value
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update(
+            {management.add_prefix(name): management[name].value() for name in management.fields}
+        )
+    return data
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"username": "caroline"}, {"first_name": "Carol"}],
+    ids=["rename", "same-name"],
+)
+def test_change_form_saves_a_user_and_their_username_skeleton(admin_client, make_user, changes):
+    carol = make_user("carol")
+    make_user("bob")
+
+    response = admin_client.post(
+        change_url(carol), change_form_data(admin_client, carol, **changes)
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    carol.refresh_from_db()
+    for field, value in changes.items():
+        assert getattr(carol, field) == value
+    assert carol.username_skeleton == username_skeleton(carol.username)
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("b\u043eb", "A user with a similar username already exists."),
+        ("Bob", "A user with that username already exists."),
+    ],
+    ids=["cyrillic-o", "another-case"],
+)
+def test_change_form_refuses_renaming_to_a_username_that_looks_like_a_taken_one(
+    admin_client, make_user, username, message
+):
+    carol = make_user("carol")
+    make_user("bob")
+
+    data = change_form_data(admin_client, carol, username=username)
+    response = admin_client.post(change_url(carol), data)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors.as_data()
+    assert set(errors) == {"username"}
+    assert [(error.code, error.message) for error in errors["username"]] == [("unique", message)]
+    carol.refresh_from_db()
+    assert carol.username == "carol"
+
+
+def test_deactivate_users_ends_their_sessions(
     admin_client, make_user, django_capture_on_commit_callbacks
 ):
     bob, carol, erin = make_user("bob"), make_user("carol"), make_user("erin")
-    bob_tokens = [RefreshToken.for_user(bob) for _ in range(2)]
-    erin_token = RefreshToken.for_user(erin)
+    token_pair(bob), token_pair(bob), token_pair(erin)
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = run_action(admin_client, "deactivate_users", [bob, carol])
@@ -141,29 +239,33 @@ def test_deactivate_users_blacklists_their_refresh_tokens(
         "bob",
         "carol",
     }
-    blacklisted = set(BlacklistedToken.objects.values_list("token__jti", flat=True))
-    assert blacklisted == {token["jti"] for token in bob_tokens}
-    assert erin_token["jti"] not in blacklisted
-    assert OutstandingToken.objects.filter(user=erin).exists()
+    assert set(
+        LoginSession.objects.filter(revoked_at__isnull=False).values_list(
+            "user__username", "revoked_reason"
+        )
+    ) == {("bob", "account_disabled")}
+    assert LoginSession.objects.filter(user=erin, revoked_at__isnull=True).count() == 1
 
-    # Live sessions are ended by whoever listens for the signal once the change commits.
+    # Live sockets are closed by whoever listens for the signal once the change commits.
     received = []
 
     def listener(**kwargs):
-        received.append(sorted(kwargs["user_ids"]))
+        received.append((kwargs["user_id"], kwargs["session_ids"], kwargs["reason"]))
 
-    users_deactivated.connect(listener)
+    sessions_revoked.connect(listener)
     try:
         for callback in callbacks:
             callback()
     finally:
-        users_deactivated.disconnect(listener)
-    assert received == [sorted([bob.pk, carol.pk])]
+        sessions_revoked.disconnect(listener)
+    assert sorted(received) == sorted(
+        [(bob.pk, None, "account_disabled"), (carol.pk, None, "account_disabled")]
+    )
 
 
 def test_deactivated_users_refresh_tokens_stop_working(admin_client, api_client, make_user):
     bob = make_user("bob")
-    refresh = str(RefreshToken.for_user(bob))
+    _, refresh = token_pair(bob)
 
     run_action(admin_client, "deactivate_users", [bob])
 
@@ -176,7 +278,7 @@ def test_deactivate_users_refuses_to_deactivate_the_acting_admin(
     admin_client, admin_user, make_user
 ):
     bob = make_user("bob")
-    RefreshToken.for_user(admin_user)
+    token_pair(admin_user)
 
     response = run_action(admin_client, "deactivate_users", [admin_user, bob])
 
@@ -187,7 +289,7 @@ def test_deactivate_users_refuses_to_deactivate_the_acting_admin(
     bob.refresh_from_db()
     assert admin_user.is_active
     assert not bob.is_active
-    assert not BlacklistedToken.objects.filter(token__user=admin_user).exists()
+    assert LoginSession.objects.get(user=admin_user).revoked_at is None
     # The admin is still signed in and can keep working.
     assert admin_client.get(CHANGELIST).status_code == 200
 

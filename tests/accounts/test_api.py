@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 from datetime import datetime, timedelta
 
 import jwt
 import pytest
+from django.contrib.auth.hashers import get_hasher
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
 from tests.accounts.helpers import (
@@ -20,7 +22,7 @@ from tests.accounts.helpers import (
     jwt_payload,
     signing_key,
 )
-from tests.conftest import PASSWORD, token_pair
+from tests.conftest import PASSWORD, session_token, token_pair
 
 REGISTER = "/api/auth/register/"
 LOGIN = "/api/auth/token/"
@@ -51,19 +53,21 @@ def get_me(client, token: str):
 # --- register -------------------------------------------------------------------------------
 
 
-def test_register_creates_an_active_user_that_can_log_in(api_client):
+def test_register_creates_an_active_user_that_can_log_in(api_client, mailoutbox):
     response = register(api_client)
 
     assert response.status_code == 201
-    body = response.json()
-    assert set(body) == {"id", "username", "email", "date_joined"}
-    assert body["username"] == "newcomer"
-    assert body["email"] == "newcomer@example.com"
-    created = User.objects.get(pk=body["id"])
+    # No id or timestamps: nothing a taken email (answered alike) could not also return.
+    assert response.json() == {"username": "newcomer", "email": "newcomer@example.com"}
+    created = User.objects.get(username="newcomer")
     assert created.is_active
     assert created.check_password(STRONG_PASSWORD)
     assert STRONG_PASSWORD not in response.content.decode()
     assert login(api_client, "newcomer", STRONG_PASSWORD).status_code == 200
+    # One email on this path too, so sending it does not tell the two paths apart.
+    assert [message.to for message in mailoutbox] == [["newcomer@example.com"]]
+    assert "newcomer" in mailoutbox[0].body
+    assert STRONG_PASSWORD not in mailoutbox[0].body
 
 
 def test_register_refuses_malformed_json(api_client):
@@ -156,17 +160,6 @@ def test_register_refuses_a_username_taken_in_another_case(api_client, make_user
     assert User.objects.count() == 1
 
 
-def test_register_refuses_an_email_taken_in_another_case(api_client, make_user):
-    make_user("alice", email="alice@example.com")
-
-    response = register(api_client, email="Alice@EXAMPLE.com")
-
-    error = assert_error(response, 400, "validation_failed", fields=True)
-    assert set(error["fields"]) == {"email"}
-    assert field_codes(error, "email") == ["unique"]
-    assert User.objects.count() == 1
-
-
 def test_register_needs_no_token_and_ignores_a_bad_one(api_client):
     response = api_client.post(
         REGISTER,
@@ -176,6 +169,275 @@ def test_register_needs_no_token_and_ignores_a_bad_one(api_client):
     )
 
     assert response.status_code == 201
+
+
+# --- register: a taken email tells nobody the address has an account ------------------------
+
+
+def test_register_answers_a_taken_email_exactly_like_a_new_one(api_client, make_user, mailoutbox):
+    alice = make_user("alice", email="alice@example.com")
+
+    new = register(api_client, username="newcomer", email="fresh@example.com")
+    taken = register(api_client, username="intruder", email="Alice@EXAMPLE.com")
+
+    assert (new.status_code, taken.status_code) == (201, 201)
+    assert new["Content-Type"] == taken["Content-Type"] == "application/json"
+    assert new.json() == {"username": "newcomer", "email": "fresh@example.com"}
+    # The address as it was sent (domain lowercased, as Django stores it), not the owner's.
+    assert taken.json() == {"username": "intruder", "email": "Alice@example.com"}
+    # No second account, and the first is untouched.
+    assert set(User.objects.values_list("username", flat=True)) == {"alice", "newcomer"}
+    alice.refresh_from_db()
+    assert alice.check_password(PASSWORD)
+    assert login(api_client, "intruder", STRONG_PASSWORD).status_code == 401
+    # The address's owner hears of it, at the address on record, named by their username.
+    welcome, notice = mailoutbox
+    assert welcome.to == ["fresh@example.com"]
+    assert notice.to == ["alice@example.com"]
+    assert "alice" in notice.body
+    assert "intruder" not in notice.body
+    assert STRONG_PASSWORD not in notice.body
+
+
+def test_register_hashes_the_password_for_a_taken_email_too(api_client, make_user, monkeypatch):
+    make_user("alice", email="alice@example.com")
+    hashed = []
+    hasher = type(get_hasher())
+    encode = hasher.encode
+
+    def counting_encode(self, password, *args, **kwargs):
+        hashed.append(password)
+        return encode(self, password, *args, **kwargs)
+
+    monkeypatch.setattr(hasher, "encode", counting_encode)
+
+    assert register(api_client, username="newcomer", email="fresh@example.com").status_code == 201
+    assert register(api_client, username="intruder", email="alice@example.com").status_code == 201
+
+    # Hashing is the slow part of a sign-up: skipping it for a taken email would tell by time.
+    assert hashed == [STRONG_PASSWORD, STRONG_PASSWORD]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "code"),
+    [
+        ({"password": "password123"}, "password", "password_too_common"),
+        ({"username": "alice"}, "username", "unique"),
+        ({"username": "no spaces allowed"}, "username", "invalid"),
+    ],
+    ids=["weak-password", "taken-username", "invalid-username"],
+)
+def test_register_refuses_bad_input_alike_for_a_taken_and_a_new_email(
+    api_client, make_user, mailoutbox, overrides, field, code
+):
+    make_user("alice", email="alice@example.com")
+
+    new = register(api_client, email="fresh@example.com", **overrides)
+    taken = register(api_client, email="alice@example.com", **overrides)
+
+    error = assert_error(new, 400, "validation_failed", fields=True)
+    assert set(error["fields"]) == {field}
+    assert field_codes(error, field) == [code]
+    assert taken.json() == new.json()
+    assert User.objects.count() == 1
+    assert mailoutbox == []
+
+
+def test_register_with_a_taken_email_is_logged_without_the_password(api_client, make_user, caplog):
+    alice = make_user("alice", email="alice@example.com")
+    raw = _RawMessages()
+    logger = logging.getLogger("realtime.security")
+    logger.handlers.insert(0, raw)  # ahead of the redaction filter, which would hide a leak
+    try:
+        response = api_client.post(
+            REGISTER,
+            {"username": "intruder", "email": "alice@example.com", "password": STRONG_PASSWORD},
+            format="json",
+            REMOTE_ADDR="203.0.113.9",
+        )
+    finally:
+        logger.removeHandler(raw)
+
+    assert response.status_code == 201
+    records = [record for record in caplog.records if record.name == "realtime.security"]
+    assert len(records) == 1
+    message = records[0].getMessage()
+    assert records[0].levelno == logging.WARNING
+    assert "addr=203.0.113.9" in message
+    assert "username='intruder'" in message
+    assert f"existing_user={alice.pk}" in message
+    assert raw.messages == [message]
+    assert STRONG_PASSWORD not in message
+    assert "alice@example.com" not in message
+
+
+def test_register_with_a_new_email_logs_no_security_event(api_client, caplog):
+    assert register(api_client).status_code == 201
+
+    assert [r for r in caplog.records if r.name == "realtime.security"] == []
+
+
+def test_register_answers_alike_when_the_mail_server_fails(
+    api_client, make_user, monkeypatch, mailoutbox
+):
+    make_user("alice", email="alice@example.com")
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("no mail server")
+
+    monkeypatch.setattr("accounts.services.send_mail", refuse)
+
+    new = register(api_client, username="newcomer", email="fresh@example.com")
+    taken = register(api_client, username="intruder", email="alice@example.com")
+
+    assert (new.status_code, taken.status_code) == (201, 201)
+    assert User.objects.filter(username="newcomer").exists()
+
+
+def test_register_losing_a_race_for_the_email_is_answered_like_a_new_email(
+    api_client, make_user, monkeypatch, mailoutbox
+):
+    alice = make_user("alice", email="alice@example.com")
+    # The other sign-up commits between this one's checks and its insert: the checks saw no
+    # owner, the unique index does.
+    monkeypatch.setattr("accounts.services.selectors.user_with_email", _none_first(alice))
+
+    response = register(api_client, username="intruder", email="ALICE@example.com")
+
+    assert response.status_code == 201
+    assert response.json() == {"username": "intruder", "email": "ALICE@example.com"}
+    assert not User.objects.filter(username="intruder").exists()
+    assert [message.to for message in mailoutbox] == [["alice@example.com"]]
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("ALICE", "A user with that username already exists."),
+        ("\u0430lice", "A user with a similar username already exists."),
+    ],
+    ids=["same-ignoring-case", "cyrillic-a"],
+)
+def test_register_losing_a_race_for_the_username_is_a_field_error(
+    api_client, make_user, monkeypatch, mailoutbox, username, message
+):
+    make_user("alice")
+    # Both sign-ups pass every check before either inserts; the unique indexes decide.
+    monkeypatch.setattr("accounts.serializers.selectors.user_username_taken", _never)
+    monkeypatch.setattr("accounts.serializers.selectors.user_username_lookalike_taken", _never)
+    monkeypatch.setattr(User, "_refuse_taken_username", _skip_first(User._refuse_taken_username))
+
+    response = register(api_client, username=username, email="fresh@example.com")
+
+    error = assert_error(response, 400, "validation_failed", fields=True)
+    assert set(error["fields"]) == {"username"}
+    assert error["fields"]["username"] == [{"code": "unique", "message": message}]
+    assert User.objects.count() == 1
+    assert mailoutbox == []
+
+
+class _RawMessages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _never(**kwargs):
+    return False
+
+
+def _none_first(then):
+    calls = itertools.count()
+    return lambda **kwargs: None if next(calls) == 0 else then
+
+
+def _skip_first(method):
+    calls = itertools.count()
+
+    def wrapper(self):
+        if next(calls) > 0:
+            method(self)
+
+    return wrapper
+
+
+# --- register: look-alike usernames ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        "b\u043eb",  # CYRILLIC SMALL LETTER O
+        "b\u03bfb",  # GREEK SMALL LETTER OMICRON
+        "\u0412\u041e\u0412",  # CYRILLIC CAPITAL VE, O, VE: reads as "BOB"
+        "\uff42\uff4f\uff42",  # FULLWIDTH LATIN SMALL LETTERS
+        "\U0001d41b\U0001d428\U0001d41b",  # MATHEMATICAL BOLD SMALL LETTERS
+        "\u042cob",  # CYRILLIC CAPITAL LETTER SOFT SIGN, shaped like a b
+        "bob\u3164",  # a trailing HANGUL FILLER: invisible, yet a letter to the validator
+    ],
+    ids=[
+        "cyrillic-o",
+        "greek-omicron",
+        "cyrillic-capitals",
+        "fullwidth",
+        "math-bold",
+        "cyrillic-soft-sign",
+        "invisible-filler",
+    ],
+)
+def test_register_refuses_a_username_that_looks_like_a_taken_one(
+    api_client, make_user, mailoutbox, username
+):
+    make_user("bob")
+
+    response = register(api_client, username=username)
+
+    error = assert_error(response, 400, "validation_failed", fields=True)
+    assert set(error["fields"]) == {"username"}
+    assert error["fields"]["username"] == [
+        {"code": "unique", "message": "A user with a similar username already exists."}
+    ]
+    assert list(User.objects.values_list("username", flat=True)) == ["bob"]
+    assert mailoutbox == []
+
+
+@pytest.mark.parametrize(
+    ("taken", "username"),
+    [
+        ("alice", "AIice"),  # a capital I for the l: reads as "Alice"
+        ("lan", "Ian"),  # a capital I reads as an l
+        ("ivan", "\u0406van"),  # CYRILLIC CAPITAL BYELORUSSIAN-UKRAINIAN I: reads as "Ivan"
+        ("paypal", "\U0001d52d\U0001d4b6\u1eff\U0001d561\U0001d552\u2113"),  # UTS #39's own
+    ],
+    ids=["capital-i-for-l", "capital-i-is-l", "cyrillic-capital-i", "uts39-example"],
+)
+def test_register_refuses_look_alikes_across_case(api_client, make_user, taken, username):
+    make_user(taken)
+
+    response = register(api_client, username=username)
+
+    error = assert_error(response, 400, "validation_failed", fields=True)
+    assert field_codes(error, "username") == ["unique"]
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["bobby", "rob", "bo", "b.o.b", "\u0431\u043e\u0440\u0438\u0441", "ian"],
+    ids=["longer", "other-letter", "shorter", "dotted", "cyrillic-name", "ian-beside-lan"],
+)
+def test_register_accepts_a_username_that_only_resembles_taken_ones(
+    api_client, make_user, username
+):
+    make_user("bob")
+    make_user("lan")
+
+    response = register(api_client, username=username)
+
+    assert response.status_code == 201, response.content
+    assert User.objects.filter(username=username).exists()
 
 
 # --- login ----------------------------------------------------------------------------------
@@ -259,13 +521,17 @@ def test_refresh_rotates_and_blacklists_the_used_token(api_client, user):
     old_jti = jwt_payload(old_refresh)["jti"]
     assert BlacklistedToken.objects.filter(token__jti=old_jti).exists()
 
-    reused = api_client.post(REFRESH, {"refresh": old_refresh}, format="json")
-    error = assert_error(reused, 401, "token_not_valid")
-    assert error["message"] == "Token is blacklisted"
-
-    # The rotated token is the one that keeps working.
+    # The rotated token is the one that keeps working...
     again = api_client.post(REFRESH, {"refresh": body["refresh"]}, format="json")
     assert again.status_code == 200
+
+    # ...until a spent one comes back: a replay ends the whole session (reuse detection).
+    reused = api_client.post(REFRESH, {"refresh": old_refresh}, format="json")
+    error = assert_error(reused, 401, "token_not_valid")
+    assert error["message"] == "This refresh token was already used; the session is revoked."
+    latest = again.json()
+    assert_error(api_client.post(REFRESH, latest, format="json"), 401, "token_not_valid")
+    assert_error(get_me(api_client, latest["access"]), 401, "token_not_valid")
 
 
 def test_refresh_refuses_an_access_token(api_client, user):
@@ -284,7 +550,7 @@ def test_refresh_refuses_garbage(api_client):
 
 
 def test_refresh_refuses_an_expired_token(api_client, user):
-    refresh = RefreshToken.for_user(user)
+    refresh = session_token(user)
     refresh.set_exp(lifetime=-timedelta(seconds=1))
 
     response = api_client.post(REFRESH, {"refresh": str(refresh)}, format="json")
@@ -349,7 +615,7 @@ def test_verify_refuses_an_invalid_token(api_client, user):
 
 
 def test_verify_refuses_an_expired_token(api_client, user):
-    token = AccessToken.for_user(user)
+    token = session_token(user).access_token
     token.set_exp(lifetime=-timedelta(seconds=1))
 
     response = api_client.post(VERIFY, {"token": str(token)}, format="json")
@@ -381,8 +647,8 @@ def test_logout_blacklists_the_refresh_token(api_client, user):
     assert BlacklistedToken.objects.filter(token__jti=jwt_payload(refresh)["jti"]).exists()
     after = api_client.post(REFRESH, {"refresh": refresh}, format="json")
     assert_error(after, 401, "token_not_valid")
-    twice = api_client.post(LOGOUT, {"refresh": refresh}, format="json")
-    assert_error(twice, 401, "token_not_valid")
+    # Signing out of an ended session is not an error: the client's goal is reached.
+    assert api_client.post(LOGOUT, {"refresh": refresh}, format="json").status_code == 204
 
 
 def test_logout_refuses_an_access_token(api_client, user):
@@ -445,13 +711,13 @@ def test_me_refuses_other_methods(auth_client):
 
 
 def _expired(user):
-    token = AccessToken.for_user(user)
+    token = session_token(user).access_token
     token.set_exp(lifetime=-timedelta(seconds=1))
     return str(token)
 
 
 def _signature_changed(user):
-    header, payload, signature = str(AccessToken.for_user(user)).split(".")
+    header, payload, signature = str(session_token(user).access_token).split(".")
     # A middle character: the last one also carries padding bits a decoder may ignore.
     middle = len(signature) // 2
     flipped = "A" if signature[middle] != "A" else "B"
@@ -459,19 +725,19 @@ def _signature_changed(user):
 
 
 def _payload_changed(user):
-    header, payload, signature = str(AccessToken.for_user(user)).split(".")
+    header, payload, signature = str(session_token(user).access_token).split(".")
     claims = jwt_payload(f"{header}.{payload}.{signature}")
     claims["user_id"] = str(User.objects.create_user("mallory", "m@example.com", PASSWORD).pk)
     return f"{header}.{b64url_json(claims)}.{signature}"
 
 
 def _alg_none(user):
-    claims = jwt_payload(str(AccessToken.for_user(user)))
+    claims = jwt_payload(str(session_token(user).access_token))
     return f"{b64url_json({'alg': 'none', 'typ': 'JWT'})}.{b64url_json(claims)}."
 
 
 def _resigned(user, *, key=None, **changes):
-    claims = jwt_payload(str(AccessToken.for_user(user)))
+    claims = jwt_payload(str(session_token(user).access_token))
     claims.update(changes)
     return jwt.encode(claims, key or signing_key(), algorithm="HS256")
 
@@ -489,18 +755,18 @@ def _wrong_issuer(user):
 
 
 def _no_audience(user):
-    claims = jwt_payload(str(AccessToken.for_user(user)))
+    claims = jwt_payload(str(session_token(user).access_token))
     del claims["aud"]
     return jwt.encode(claims, signing_key(), algorithm="HS256")
 
 
 def _hs512(user):
-    claims = jwt_payload(str(AccessToken.for_user(user)))
+    claims = jwt_payload(str(session_token(user).access_token))
     return jwt.encode(claims, signing_key(), algorithm="HS512")
 
 
 def _refresh_as_access(user):
-    return str(RefreshToken.for_user(user))
+    return str(session_token(user))
 
 
 def _garbage(user):
@@ -534,7 +800,7 @@ def test_me_refuses_a_bad_token(api_client, user, make_token):
 def test_hand_made_tokens_work_when_nothing_is_wrong_with_them(api_client, user):
     # The forgeries above are built the same way; this proves only their one flaw is refused.
     assert get_me(api_client, _resigned(user)).status_code == 200
-    header, payload, signature = str(AccessToken.for_user(user)).split(".")
+    header, payload, signature = str(session_token(user).access_token).split(".")
     assert json.loads(b64url_decode(header)) == {"alg": "HS256", "typ": "JWT"}
     assert get_me(api_client, f"{header}.{payload}.{signature}").status_code == 200
 
@@ -553,7 +819,7 @@ def test_password_change_revokes_existing_access_tokens(api_client, user):
     user.save()
 
     error = assert_error(get_me(api_client, access), 401, "token_not_valid")
-    assert error["message"] == "The user's password has been changed."
+    assert error["message"] == "The session has ended: Password changed."
     fresh = login(api_client, password="a-brand-new-passphrase-99").json()["access"]
     assert get_me(api_client, fresh).status_code == 200
 

@@ -15,9 +15,9 @@ from django.core.cache import cache
 
 from accounts.models import User
 from config.asgi import application
-from realtime import services
+from realtime import services, tickets
 from realtime.models import Membership, Message, Room
-from tests.conftest import token_pair
+from tests.conftest import session_token, token_pair
 
 ORIGIN = "http://127.0.0.1:8000"
 CHAT_PATH = "/ws/chat/"
@@ -60,6 +60,21 @@ def assert_not_logged(caplog: pytest.LogCaptureFixture, *secrets: str) -> None:
         message = record.getMessage()
         for secret in secrets:
             assert secret not in message, f"{record.name} logged a credential"
+
+
+async def ticket_for(user: User) -> str:
+    """A WebSocket ticket bought with the access token of a new sign-in session of the user."""
+
+    def issue() -> str:
+        return tickets.ticket_issue(access_token=session_token(user).access_token)
+
+    return await sync_to_async(issue)()
+
+
+async def open_session_id(user: User) -> str:
+    """The id of a new sign-in session of the user, for calling services as a socket does."""
+    access = await sync_to_async(lambda: session_token(user).access_token)()
+    return access["sid"]
 
 
 async def access_token_for(user: User) -> str:
@@ -161,8 +176,8 @@ async def join(comm: WebsocketCommunicator, room: str, ref: str | None = None) -
     return reply
 
 
-async def expect_close(comm: WebsocketCommunicator) -> int:
-    output = await comm.receive_output()
+async def expect_close(comm: WebsocketCommunicator, within: float = 1) -> int:
+    output = await comm.receive_output(within)
     assert output["type"] == "websocket.close", output
     return output["code"]
 

@@ -21,6 +21,7 @@ from tests.realtime.conftest import (
     group_channels,
     join,
     log_messages,
+    open_session_id,
     post_messages,
 )
 
@@ -133,7 +134,7 @@ BAD_FRAMES = [
     pytest.param({"type": "ping", "ref": ""}, "invalid_message", None, id="ref-empty"),
     pytest.param({"type": "ping", "ref": "r" * 65}, "invalid_message", None, id="ref-too-long"),
     pytest.param(
-        json.dumps({"type": "send", "room": "general", "body": "x" * (32 * 1024), "ref": "r1"}),
+        json.dumps({"type": "send", "room": "general", "body": "x" * (56 * 1024), "ref": "r1"}),
         "too_large",
         None,
         id="frame-too-large",
@@ -263,11 +264,11 @@ async def test_leave_of_a_room_not_joined_is_not_joined(sockets, user, general, 
 async def test_private_room_is_forbidden_to_non_members(
     sockets, user, bob, make_room, realtime_logs
 ):
-    await sync_to_async(make_room)("secret", owner=user, is_private=True)
+    room = await sync_to_async(make_room)("secret", owner=user, is_private=True)
     outsider = await sockets.open(bob)
     await send_raw(outsider, {"type": "join", "room": "secret", "ref": "j1"})
     await expect_error(outsider, realtime_logs, "forbidden", "j1")
-    assert group_channels("room.secret") == set()
+    assert group_channels(groups.room_group(room.pk)) == set()
 
     owner = await sockets.open(user)
     await join(owner, "secret")
@@ -282,7 +283,13 @@ async def test_private_room_admits_members(sockets, user, bob, make_room):
     await sync_to_async(make_room)("secret", owner=user, is_private=True, members=(bob,))
     comm = await sockets.open(bob)
     reply = await join(comm, "secret", ref="j1")
-    assert reply == {"type": "joined", "room": "secret", "history": [], "ref": "j1"}
+    assert reply == {
+        "type": "joined",
+        "room": "secret",
+        "history": [],
+        "has_more": False,
+        "ref": "j1",
+    }
 
 
 async def test_send_after_a_silent_membership_removal_is_forbidden_and_leaves(
@@ -307,7 +314,7 @@ async def test_send_after_a_silent_membership_removal_is_forbidden_and_leaves(
     await send_raw(member, {"type": "send", "room": "secret", "body": "still here?", "ref": "s1"})
     await expect_error(member, realtime_logs, "forbidden", "s1")
     assert not await Message.objects.filter(body="still here?").aexists()
-    assert len(group_channels("room.secret")) == 1
+    assert len(group_channels(groups.room_group(room.pk))) == 1
 
     # The socket left the room: no more sends, and no more deliveries.
     await send_raw(member, {"type": "send", "room": "secret", "body": "again", "ref": "s2"})
@@ -408,7 +415,7 @@ async def test_leave_returns_left_and_stops_delivery(sockets, user, bob, general
 
     left = await exchange(bob_socket, {"type": "leave", "room": "general", "ref": "l1"})
     assert left == {"type": "left", "room": "general", "ref": "l1"}
-    assert len(group_channels("room.general")) == 1
+    assert len(group_channels(groups.room_group(general.pk))) == 1
 
     await say(alice_socket, "general", "hi")
     # Alice's own copy proves the broadcast happened; Bob's socket is out of the group.
@@ -424,13 +431,15 @@ async def test_live_copy_of_a_message_already_in_history_is_dropped(sockets, use
 
     # The broadcast of a message the join already returned (a send racing the join).
     await groups.broadcast_message(
-        await sync_to_async(selectors.message_payload)(old, room_slug="general")
+        general.pk, await sync_to_async(selectors.message_payload)(old, room_slug="general")
     )
     assert await comm.receive_nothing()
 
-    newer = await sync_to_async(services.message_post)(author=user, slug="general", body="new")
-    await groups.broadcast_message(newer)
-    assert (await comm.receive_json_from())["id"] == newer["id"]
+    newer = await sync_to_async(services.message_post)(
+        author=user, session_id=await open_session_id(user), slug="general", body="new"
+    )
+    await groups.broadcast_message(newer.room_id, newer.payload)
+    assert (await comm.receive_json_from())["id"] == newer.payload["id"]
 
 
 async def test_ping_gets_pong(sockets, user):
@@ -454,13 +463,15 @@ async def test_deleting_a_room_makes_joined_sockets_leave(
     await join(visitor, "general")
     await join(elsewhere, "other")
 
+    general_group = groups.room_group(general.pk)
+    assert len(group_channels(general_group)) == 2
     await sync_to_async(general.delete)()
 
     expected = {"type": "left", "room": "general", "reason": "room_deleted"}
     assert await owner.receive_json_from() == expected
     assert await visitor.receive_json_from() == expected
     assert await elsewhere.receive_nothing()
-    assert group_channels("room.general") == set()
+    assert group_channels(general_group) == set()
     for comm in (owner, visitor):
         # One `left` each, although the owner's membership was revoked as well.
         assert await comm.receive_nothing()
@@ -483,7 +494,7 @@ async def test_removing_a_private_membership_makes_the_member_leave(sockets, use
         "room": "secret",
         "reason": "membership_revoked",
     }
-    assert len(group_channels("room.secret")) == 1
+    assert len(group_channels(groups.room_group(room.pk))) == 1
     await say(owner, "secret", "bye")
     assert (await owner.receive_json_from())["body"] == "bye"
     assert await member.receive_nothing()
@@ -502,7 +513,7 @@ async def test_leaving_a_public_room_membership_keeps_the_socket_in(sockets, use
     await say(comm, "general", "hi")
 
 
-async def test_deactivating_a_user_closes_their_sockets_4003(sockets, user, bob, realtime_logs):
+async def test_deactivating_a_user_closes_their_sockets_4403(sockets, user, bob, realtime_logs):
     first = await sockets.open(bob)
     second = await sockets.open(bob)
     bystander = await sockets.open(user)

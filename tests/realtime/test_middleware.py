@@ -16,7 +16,6 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from realtime import tickets
 from realtime.protocol import CloseCode
 from tests.conftest import token_pair
 from tests.realtime.conftest import (
@@ -26,6 +25,7 @@ from tests.realtime.conftest import (
     assert_not_logged,
     headers_for,
     log_messages,
+    ticket_for,
 )
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -147,7 +147,7 @@ async def test_resigned_token_with_unchanged_claims_is_accepted(sockets, user):
         garbage,
     ],
 )
-async def test_invalid_access_token_is_refused_4001(
+async def test_invalid_access_token_is_refused_4101(
     sockets, user, realtime_logs, make_token: Callable[[User], str]
 ):
     token = await sync_to_async(make_token)(user)
@@ -161,18 +161,18 @@ async def test_invalid_access_token_is_refused_4001(
     "value",
     ["Bearer", "Token abc.def.ghi", "Bearer two parts", "Basic dXNlcjpwYXNz", ""],
 )
-async def test_malformed_authorization_header_is_refused_4001(sockets, realtime_logs, value):
+async def test_malformed_authorization_header_is_refused_4101(sockets, realtime_logs, value):
     headers = [(b"authorization", value.encode()), (b"origin", ORIGIN.encode())]
     assert await sockets.refused(headers=headers) == CloseCode.UNAUTHENTICATED
     assert_refusal_logged(realtime_logs, "bad_authorization_header")
 
 
-async def test_no_credentials_is_refused_4001(sockets, realtime_logs, db):
+async def test_no_credentials_is_refused_4101(sockets, realtime_logs, db):
     assert await sockets.refused(headers=headers_for()) == CloseCode.UNAUTHENTICATED
     assert_refusal_logged(realtime_logs, "no_credentials")
 
 
-async def test_token_of_inactive_user_is_refused_4003(sockets, user, realtime_logs):
+async def test_token_of_inactive_user_is_refused_4403(sockets, user, realtime_logs):
     access = await access_token_for(user)
     # Disabled behind the token's back: no signal, no blacklist; only the handshake check.
     await User.objects.filter(pk=user.pk).aupdate(is_active=False)
@@ -182,16 +182,16 @@ async def test_token_of_inactive_user_is_refused_4003(sockets, user, realtime_lo
     assert_not_logged(realtime_logs, access)
 
 
-async def test_token_of_deleted_user_is_refused_4001(sockets, user, realtime_logs):
+async def test_token_of_deleted_user_is_refused_4101(sockets, user, realtime_logs):
     access = await access_token_for(user)
     await sync_to_async(user.delete)()
     code = await sockets.refused(headers=headers_for(access))
     assert code == CloseCode.UNAUTHENTICATED
-    assert_refusal_logged(realtime_logs, "user_not_found")
+    assert_refusal_logged(realtime_logs, "session_not_found")
     assert_not_logged(realtime_logs, access)
 
 
-async def test_token_issued_before_a_password_change_is_refused_4001(sockets, user):
+async def test_token_issued_before_a_password_change_is_refused_4103(sockets, user):
     access = await access_token_for(user)
 
     def change_password() -> None:
@@ -199,7 +199,7 @@ async def test_token_issued_before_a_password_change_is_refused_4001(sockets, us
         user.save()
 
     await sync_to_async(change_password)()
-    assert await sockets.refused(headers=headers_for(access)) == CloseCode.UNAUTHENTICATED
+    assert await sockets.refused(headers=headers_for(access)) == CloseCode.SESSION_REVOKED
 
 
 # --- Subprotocols ------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ async def test_invalid_bearer_subprotocol_is_refused_with_chat_v1_selected(
     assert_not_logged(realtime_logs, token)
 
 
-async def test_two_bearer_subprotocols_are_refused_4001(sockets, user, realtime_logs):
+async def test_two_bearer_subprotocols_are_refused_4101(sockets, user, realtime_logs):
     access = await access_token_for(user)
     code = await sockets.refused(
         headers=headers_for(),
@@ -294,9 +294,9 @@ async def test_ticket_from_the_api_authenticates_once(sockets, user, realtime_lo
     assert_not_logged(realtime_logs, ticket)
 
 
-async def test_expired_ticket_is_refused_4001(sockets, user, realtime_logs):
+async def test_expired_ticket_is_refused_4101(sockets, user, realtime_logs):
     with override_settings(REALTIME={**settings.REALTIME, "TICKET_TTL_SECONDS": 1}):
-        ticket = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
+        ticket = await ticket_for(user)
         await asyncio.sleep(1.1)
         code = await sockets.refused(f"/ws/chat/?ticket={ticket}", headers_for())
     assert code == CloseCode.UNAUTHENTICATED
@@ -307,7 +307,7 @@ async def test_expired_ticket_is_refused_4001(sockets, user, realtime_logs):
 async def test_unexpired_short_lived_ticket_is_accepted(sockets, user):
     # Control for the expiry test: the same TTL, used at once, works.
     with override_settings(REALTIME={**settings.REALTIME, "TICKET_TTL_SECONDS": 1}):
-        ticket = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
+        ticket = await ticket_for(user)
         comm = sockets.communicator(f"/ws/chat/?ticket={ticket}", headers_for())
         connected, _ = await comm.connect()
     assert connected
@@ -316,41 +316,41 @@ async def test_unexpired_short_lived_ticket_is_accepted(sockets, user):
 
 
 @pytest.mark.parametrize("ticket", ["bogus-ticket", "", "x" * 500])
-async def test_unknown_ticket_is_refused_4001(sockets, realtime_logs, db, ticket):
+async def test_unknown_ticket_is_refused_4101(sockets, realtime_logs, db, ticket):
     code = await sockets.refused(f"/ws/chat/?ticket={ticket}", headers_for())
     assert code == CloseCode.UNAUTHENTICATED
     assert_refusal_logged(realtime_logs, "invalid_ticket")
 
 
-async def test_two_tickets_are_refused_4001(sockets, user, realtime_logs):
-    first = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
-    second = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
+async def test_two_tickets_are_refused_4101(sockets, user, realtime_logs):
+    first = await ticket_for(user)
+    second = await ticket_for(user)
     code = await sockets.refused(f"/ws/chat/?ticket={first}&ticket={second}", headers_for())
     assert code == CloseCode.UNAUTHENTICATED
     assert_refusal_logged(realtime_logs, "several_tickets")
 
 
-async def test_ticket_of_a_since_disabled_user_is_refused_4003(sockets, user, realtime_logs):
-    ticket = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
+async def test_ticket_of_a_since_disabled_user_is_refused_4403(sockets, user, realtime_logs):
+    ticket = await ticket_for(user)
     await User.objects.filter(pk=user.pk).aupdate(is_active=False)
     code = await sockets.refused(f"/ws/chat/?ticket={ticket}", headers_for())
     assert code == CloseCode.FORBIDDEN
     assert_refusal_logged(realtime_logs, "user_inactive")
 
 
-async def test_ticket_of_a_since_deleted_user_is_refused_4001(sockets, user, realtime_logs):
-    ticket = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
+async def test_ticket_of_a_since_deleted_user_is_refused_4101(sockets, user, realtime_logs):
+    ticket = await ticket_for(user)
     await sync_to_async(user.delete)()
     code = await sockets.refused(f"/ws/chat/?ticket={ticket}", headers_for())
     assert code == CloseCode.UNAUTHENTICATED
-    assert_refusal_logged(realtime_logs, "user_not_found")
+    assert_refusal_logged(realtime_logs, "session_not_found")
 
 
 # --- Credentials in the URL --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("param", ["token", "access", "jwt", "access_token", "TOKEN"])
-async def test_token_in_query_string_is_refused_4003_even_with_valid_auth(
+async def test_token_in_query_string_is_refused_4403_even_with_valid_auth(
     sockets, user, realtime_logs, param
 ):
     access = await access_token_for(user)
@@ -364,7 +364,7 @@ async def test_token_in_query_string_is_refused_beside_a_valid_ticket(
     sockets, user, realtime_logs
 ):
     access = await access_token_for(user)
-    ticket = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
+    ticket = await ticket_for(user)
     code = await sockets.refused(f"/ws/chat/?ticket={ticket}&jwt={access}", headers_for())
     assert code == CloseCode.FORBIDDEN
     assert_not_logged(realtime_logs, access, ticket)
@@ -374,7 +374,7 @@ async def test_token_in_query_string_is_refused_beside_a_valid_ticket(
 
 
 @pytest.mark.parametrize("path", ["/ws/other/", "/", "/ws/chat/extra/", "/api/rooms/"])
-async def test_unknown_websocket_path_is_refused_4003(sockets, user, realtime_logs, path):
+async def test_unknown_websocket_path_is_refused_4403(sockets, user, realtime_logs, path):
     access = await access_token_for(user)
     assert await sockets.refused(path, headers_for(access)) == CloseCode.FORBIDDEN
     assert_refusal_logged(realtime_logs, "unknown_path")

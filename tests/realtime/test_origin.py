@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.test import override_settings
 
-from realtime import tickets
 from realtime.protocol import CloseCode
 from tests.realtime.conftest import (
     SUBPROTOCOL,
@@ -15,6 +13,7 @@ from tests.realtime.conftest import (
     assert_not_logged,
     headers_for,
     log_messages,
+    ticket_for,
 )
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -57,7 +56,7 @@ async def test_allowed_origin_passes(sockets, user, origin):
         "",
     ],
 )
-async def test_foreign_origin_is_refused_4003_even_with_a_valid_token(
+async def test_foreign_origin_is_refused_4403_even_with_a_valid_token(
     sockets, user, realtime_logs, origin
 ):
     access = await access_token_for(user)
@@ -94,7 +93,7 @@ async def test_missing_origin_is_allowed_with_an_authorization_header(
     assert refusal_reasons(realtime_logs) == []
 
 
-async def test_missing_origin_with_subprotocol_auth_is_refused_4003(sockets, user, realtime_logs):
+async def test_missing_origin_with_subprotocol_auth_is_refused_4403(sockets, user, realtime_logs):
     access = await access_token_for(user)
     comm = sockets.communicator(
         headers=headers_for(origin=None), subprotocols=[SUBPROTOCOL, f"bearer.{access}"]
@@ -107,8 +106,8 @@ async def test_missing_origin_with_subprotocol_auth_is_refused_4003(sockets, use
     assert_not_logged(realtime_logs, access)
 
 
-async def test_missing_origin_with_ticket_auth_is_refused_4003(sockets, user, realtime_logs):
-    ticket = await sync_to_async(tickets.ticket_issue)(user_id=user.pk)
+async def test_missing_origin_with_ticket_auth_is_refused_4403(sockets, user, realtime_logs):
+    ticket = await ticket_for(user)
     code = await sockets.refused(f"/ws/chat/?ticket={ticket}", headers_for(origin=None))
     assert code == CloseCode.FORBIDDEN
     assert "reason=origin_missing" in refusal_reasons(realtime_logs)[0]

@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
 # Over TRANSPORT_MAX_MESSAGE_BYTES (64 KiB): daphne must end the socket itself.
 OVER_TRANSPORT_CAP = 70_000
-# Over MAX_FRAME_BYTES (32 KiB) but under the transport cap: the consumer answers it.
-OVER_FRAME_CAP = 40_000
+# Over MAX_FRAME_BYTES (56 KiB) but under the transport cap: the consumer answers it.
+OVER_FRAME_CAP = 60_000
 
 
 async def test_frame_over_the_consumer_cap_gets_too_large_and_socket_lives_on(
@@ -58,3 +58,16 @@ async def test_frame_over_the_transport_cap_is_closed_with_1009(
         closed = await expect_closed(ws, within=10)
     assert closed is not None, "the connection was dropped without a close frame (1006)"
     assert closed.code == CloseCode.MESSAGE_TOO_BIG
+
+
+async def test_plain_daphne_lets_the_consumer_refuse_what_serve_would_close(
+    plain_server: Server,
+) -> None:
+    # docs/deployment.md: plain daphne's own cap is 1 MiB, so a message over 64 KiB reaches
+    # the consumer, whose frame cap answers it; the socket lives on.
+    account = Api(plain_server).account()
+    async with ws_connect(plain_server, token=account.access, compression=None) as ws:
+        await ws.send("x" * OVER_TRANSPORT_CAP)
+        error = await recv_json(ws)
+        assert (error["type"], error["code"]) == ("error", "too_large")
+        assert (await request(ws, {"type": "ping"}))["type"] == "pong"

@@ -46,3 +46,16 @@ async def test_sigterm_closes_every_socket_with_going_away(
     assert [close and close.code for close in closes] == [CloseCode.GOING_AWAY] * SOCKETS
     assert server.proc.returncode == 0
     assert any(f"closed {SOCKETS} sockets with 1001" in r["message"] for r in server.log_records())
+
+
+async def test_plain_daphne_drops_its_sockets_on_sigterm_as_documented(
+    redis_server: RedisServer, start_server: Callable[..., Server]
+) -> None:
+    # docs/deployment.md: the difference plain daphne makes, shown rather than assumed.
+    server = start_server(redis_server.url, name="plain-deployed", runner="daphne")
+    account = Api(server).account()
+    async with ws_connect(server, token=account.access) as ws:
+        server.stop()
+        close = await expect_closed(ws)
+    assert close is None, "plain daphne now says goodbye: update docs/deployment.md"
+    assert ws.close_code == 1006

@@ -24,6 +24,7 @@ def ws_connect(
     token: str | None = None,
     how: str = "header",
     query: str = "",
+    path: str = "/ws/chat/",
     origin: str | None = None,
     headers: dict[str, str] | None = None,
     open_timeout: float = 10,
@@ -39,7 +40,7 @@ def ws_connect(
     elif token is not None:
         raise ValueError(f"unknown credential placement {how!r}")
     return connect(
-        server.ws_url + query,
+        server.ws_url.removesuffix("/ws/chat/") + path + query,
         additional_headers=headers,
         subprotocols=subprotocols,
         origin=origin,

@@ -1,0 +1,134 @@
+"""This process's open sockets, and the upkeep done for all of them at once.
+
+With Redis, one background task per process (per event loop) does two things every
+REDIS_CHECK_SECONDS:
+
+* It checks that Redis still holds what this process wrote to it. channels-redis keeps group
+  membership in Redis only, so a Redis restart, failover or flush silently empties every
+  group, and the sockets in them would stay open but deaf. The process keeps a random
+  "epoch" key in Redis; when the key is gone or changed, Redis lost its data, and every
+  socket of the process is told to restore itself (rejoin its groups, retake its connection
+  slot) or, if Redis refuses, to close with 4013 so that its client reconnects.
+* Every third of CONNECTION_TTL_SECONDS it renews the connection slots of its sockets
+  (realtime.connections), so that the slots of a killed process expire.
+
+Without Redis (one process, in-memory layer) nothing can be lost and there is no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import weakref
+from typing import Protocol
+
+from django.conf import settings
+
+from config.backends import BACKEND_ERRORS
+from realtime.conf import realtime_settings
+from realtime.connections import ConnectionSlots, MemorySlots, RedisSlots, Slot
+from realtime.redis import key, redis_client
+
+logger = logging.getLogger("realtime.connection")
+
+# Sockets restored at once after a Redis reset: enough to be quick, few enough that the
+# restore does not take every connection of the channel layer's pool.
+RESTORE_CONCURRENCY = 20
+
+
+class LocalSocket(Protocol):
+    slot: Slot
+
+    async def restore(self) -> None:
+        """Rejoin every group after Redis lost them; close with 4013 if that fails."""
+
+
+class LocalSockets:
+    def __init__(self) -> None:
+        self.sockets: set[LocalSocket] = set()
+        self.slots: ConnectionSlots = RedisSlots() if settings.REDIS_URL else MemorySlots()
+        self.epoch: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._redis_failing = False
+
+    async def add(self, socket: LocalSocket) -> None:
+        """Track a socket before it writes to Redis, so a reset after this is noticed."""
+        if settings.REDIS_URL and self.epoch is None:
+            await self.check_epoch()
+        self.sockets.add(socket)
+        if settings.REDIS_URL and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._upkeep())
+
+    def discard(self, socket: LocalSocket) -> None:
+        self.sockets.discard(socket)
+
+    async def check_epoch(self) -> bool:
+        """Read the epoch key, creating it when missing; True if Redis lost its data since
+        the last check (the key vanished or changed)."""
+        redis = redis_client()
+        epoch_key = key("epoch")
+        current = await redis.get(epoch_key)
+        if current is not None and current == self.epoch:
+            return False
+        if current is None:
+            await redis.set(epoch_key, secrets.token_hex(8), nx=True)
+            current = await redis.get(epoch_key)
+        lost = self.epoch is not None
+        self.epoch = current
+        return lost
+
+    async def restore_all(self) -> None:
+        sockets = list(self.sockets)
+        logger.warning("redis lost its data: restoring %d sockets", len(sockets))
+        gate = asyncio.Semaphore(RESTORE_CONCURRENCY)
+
+        async def restore(socket: LocalSocket) -> None:
+            async with gate:
+                await socket.restore()
+
+        await asyncio.gather(*(restore(socket) for socket in sockets))
+        await self.slots.renew(socket.slot for socket in self.sockets)
+
+    async def _upkeep(self) -> None:
+        limits = realtime_settings()
+        renew_every = limits.CONNECTION_TTL_SECONDS / 3
+        loop = asyncio.get_running_loop()
+        renewed_at = loop.time()
+        while True:
+            await asyncio.sleep(limits.REDIS_CHECK_SECONDS)
+            try:
+                if await self.check_epoch():
+                    await self.restore_all()
+                    renewed_at = loop.time()
+                elif loop.time() - renewed_at >= renew_every:
+                    await self.slots.renew(socket.slot for socket in self.sockets)
+                    renewed_at = loop.time()
+            except BACKEND_ERRORS as exc:
+                # The sockets find out for themselves (their frames fail, the layer's
+                # receive loop closes them with 4013); this only has to try again.
+                if not self._redis_failing:
+                    logger.warning("redis upkeep failed error=%s", type(exc).__name__)
+                self._redis_failing = True
+                continue
+            except Exception:
+                # A bug must not end the upkeep of every socket of the process for good.
+                logger.exception("redis upkeep crashed")
+                continue
+            if self._redis_failing:
+                logger.info("redis upkeep recovered")
+            self._redis_failing = False
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalSockets] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def local_sockets() -> LocalSockets:
+    """The running loop's registry (one per daphne process; one per in-process test)."""
+    loop = asyncio.get_running_loop()
+    registry = _by_loop.get(loop)
+    if registry is None:
+        registry = _by_loop[loop] = LocalSockets()
+    return registry

@@ -1,0 +1,48 @@
+"""docs/security.md maps every threat to the tests that prove its defence: each test it names
+must exist, or the map is a promise nobody checks."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SECURITY_MD = ROOT / "docs" / "security.md"
+# `tests/x/test_y.py::test_z`, `test_y.py::test_z`, `::test_z` (same file as the last one),
+# or a whole file `tests/x/test_y.py`.
+REFERENCE = re.compile(r"`((?:tests/[\w/]+\.py|test_\w+\.py)?)(?:::(\w+))?`")
+
+
+def defined_tests(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.startswith("test_")
+    }
+
+
+def resolve(name: str, known: dict[str, Path]) -> Path:
+    if name.startswith("tests/"):
+        return ROOT / name
+    return known[name]
+
+
+def test_every_test_named_in_the_security_model_exists():
+    files = {path.name: path for path in (ROOT / "tests").rglob("test_*.py")}
+    missing = []
+    for row in SECURITY_MD.read_text().splitlines():
+        if not row.startswith("|"):
+            continue
+        current: Path | None = None
+        for file_part, test in REFERENCE.findall(row.split("|")[-2]):
+            if file_part:
+                current = resolve(file_part, files)
+                if not current.exists():
+                    missing.append(file_part)
+                    continue
+            if test and (current is None or test not in defined_tests(current)):
+                missing.append(f"{current and current.name}::{test}")
+    assert missing == []

@@ -17,13 +17,14 @@ PORT ?= 8000
 # database of every server in tests/services/.
 SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx initdb:postgresql
 
-.PHONY: help run test lint format system-deps bench clean
+.PHONY: help run test lint format system-deps bench asyncapi clean
 
 help:
 	@echo "make run    - start the chat on http://$(HOST):$(PORT)/ (SQLite, in-memory layer unless REDIS_URL/DATABASE_URL)"
 	@echo "make test   - lint and run the whole test suite against real PostgreSQL, redis-server, daphne and nginx"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
+	@echo "make asyncapi - regenerate docs/asyncapi.json from the protocol code (after changing a frame)"
 	@echo "make bench  - connection storm and fan-out benchmarks against real redis-server and daphne"
 
 $(PY):
@@ -96,6 +97,11 @@ test: $(VENV)/.installed-dev system-deps lint
 bench: $(VENV)/.installed-dev system-deps
 	$(PY) -m bench.run storm
 	$(PY) -m bench.run fanout
+
+# The AsyncAPI document is generated from realtime/protocol.py and realtime/frames.py;
+# tests/realtime/test_asyncapi.py fails until it is regenerated after a protocol change.
+asyncapi: $(VENV)/.installed-run
+	$(PY) manage.py asyncapi --output docs/asyncapi.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

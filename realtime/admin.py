@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from realtime import services
 from realtime.models import Membership, Message, Room
 
 
@@ -40,15 +42,30 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "room", "author", "short_body", "created_at")
+    """What people said is read here, and redacted, never rewritten or deleted: a message's
+    seq must stay taken, or every resuming client would take the hole for a lost message."""
+
+    list_display = ("id", "room", "seq", "author", "short_body", "created_at", "redacted_at")
     list_filter = ("room", "created_at")
     search_fields = ("body", "author__username", "room__slug")
     date_hierarchy = "created_at"
-    autocomplete_fields = ("room", "author")
     list_select_related = ("room", "author")
-    readonly_fields = ("created_at",)
+    readonly_fields = ("room", "seq", "author", "body", "created_at", "redacted_at")
+    fields = readonly_fields
+    actions = ("redact_messages",)
     # The list view pages by id; counting every row of a large table on each page is slow.
     show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    @admin.action(description="Redact selected messages (blank their bodies for good)")
+    def redact_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        redacted = services.message_redact(messages=queryset)
+        self.message_user(request, f"Redacted {redacted} message(s).", messages.SUCCESS)
 
     @admin.display(description="body")
     def short_body(self, message: Message) -> str:

@@ -27,3 +27,8 @@ class RoomQuotaExceeded(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"Room quota reached: one user may create at most {limit} rooms.")
         self.limit = limit
+
+
+class ClientIdReused(Exception):
+    """A send's client_id names an earlier message of the author's in another room, or with
+    another body: it is not a retry of that message."""

@@ -5,8 +5,8 @@ carries control events for all of that user's sockets, on every daphne process. 
 named by the room's id, never its slug: a socket subscribed to a room keeps receiving that
 room and no other, whatever later happens to slugs (deleted, reused by a new room).
 
-A chat message is encoded to its final JSON text once, here, so each of a room's sockets
-only forwards a ready string (docs/protocol.md, "Fan-out").
+Chat messages, presence and typing notices are encoded to their final JSON text once,
+here, so each of a room's sockets only forwards a ready string.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from realtime import protocol
+from realtime import frames
 
 # Event types, as the consumer's handler names see them ("chat.message" -> chat_message).
 CHAT_MESSAGE = "chat.message"
+PRESENCE = "presence.event"
+TYPING = "typing.event"
 ROOM_CLOSED = "room.closed"
 MEMBERSHIP_REVOKED = "membership.revoked"
 SESSION_END = "session.end"
@@ -33,14 +35,43 @@ def user_group(user_id: int) -> str:
 
 
 async def broadcast_message(room_id: int, payload: dict[str, Any]) -> None:
-    """Send a stored message to every socket in its room, pre-encoded."""
+    """Send a stored message to every socket in its room, pre-encoded, with its seq (the
+    sockets deliver each room's messages in seq order, exactly once)."""
     await get_channel_layer().group_send(
         room_group(room_id),
         {
             "type": CHAT_MESSAGE,
             "room_id": room_id,
-            "id": payload["id"],
-            "text": protocol.encode(protocol.message_frame(payload)),
+            "seq": payload["seq"],
+            "text": frames.encode(frames.message(payload)),
+        },
+    )
+
+
+async def announce_presence(
+    room_id: int, slug: str, user: dict[str, Any], event: frames.PresenceEvent
+) -> None:
+    """Tell the room's other sockets that a user's presence began or ended."""
+    await get_channel_layer().group_send(
+        room_group(room_id),
+        {
+            "type": PRESENCE,
+            "room_id": room_id,
+            "user_id": user["id"],
+            "text": frames.encode(frames.presence(slug, user, event)),
+        },
+    )
+
+
+async def announce_typing(room_id: int, slug: str, user: dict[str, Any]) -> None:
+    """Tell the room's other sockets that a user is typing; never stored."""
+    await get_channel_layer().group_send(
+        room_group(room_id),
+        {
+            "type": TYPING,
+            "room_id": room_id,
+            "user_id": user["id"],
+            "text": frames.encode(frames.typing(slug, user)),
         },
     )
 

@@ -9,8 +9,10 @@ REDIS_CHECK_SECONDS:
   "epoch" key in Redis; when the key is gone or changed, Redis lost its data, and every
   socket of the process is told to restore itself (rejoin its groups, retake its connection
   slot) or, if Redis refuses, to close with 4013 so that its client reconnects.
-* Every third of CONNECTION_TTL_SECONDS it renews the connection slots of its sockets
-  (realtime.connections), so that the slots of a killed process expire.
+* Every third of CONNECTION_TTL_SECONDS (or of PRESENCE_TTL_SECONDS, if shorter) it renews
+  its sockets' connection slots (realtime.connections) and presence entries
+  (realtime.presence), so that those of a killed process expire, and ends the presence of
+  users whose entries expired in the rooms its sockets are in.
 
 Without Redis (one process, in-memory layer) nothing can be lost and there is no task.
 """
@@ -26,8 +28,10 @@ from typing import Protocol
 from django.conf import settings
 
 from config.backends import BACKEND_ERRORS
+from realtime import groups
 from realtime.conf import realtime_settings
 from realtime.connections import ConnectionSlots, MemorySlots, RedisSlots, Slot
+from realtime.presence import Entry, PresenceStore, presence_store
 from realtime.redis import key, redis_client
 
 logger = logging.getLogger("realtime.connection")
@@ -40,6 +44,9 @@ RESTORE_CONCURRENCY = 20
 class LocalSocket(Protocol):
     slot: Slot
 
+    def presence_entries(self) -> list[Entry]:
+        """The socket's presence in each room it joined."""
+
     async def restore(self) -> None:
         """Rejoin every group after Redis lost them; close with 4013 if that fails."""
 
@@ -48,6 +55,7 @@ class LocalSockets:
     def __init__(self) -> None:
         self.sockets: set[LocalSocket] = set()
         self.slots: ConnectionSlots = RedisSlots() if settings.REDIS_URL else MemorySlots()
+        self.presence: PresenceStore = presence_store()
         self.epoch: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._redis_failing = False
@@ -88,11 +96,23 @@ class LocalSockets:
                 await socket.restore()
 
         await asyncio.gather(*(restore(socket) for socket in sockets))
-        await self.slots.renew(socket.slot for socket in self.sockets)
+        await self.renew()
+
+    async def renew(self) -> None:
+        """Renew the connection slots and presence entries of every socket here, then end
+        the presence of users whose entries expired (a killed process's) in their rooms."""
+        sockets = list(self.sockets)
+        await self.slots.renew(socket.slot for socket in sockets)
+        entries = [entry for socket in sockets for entry in socket.presence_entries()]
+        await self.presence.renew(entries)
+        slugs = {entry.room_id: entry.room_slug for entry in entries}
+        for room_id, user in await self.presence.sweep(slugs):
+            logger.info("presence expired room=%s user=%s", room_id, user["id"])
+            await groups.announce_presence(room_id, slugs[room_id], user, "leave")
 
     async def _upkeep(self) -> None:
         limits = realtime_settings()
-        renew_every = limits.CONNECTION_TTL_SECONDS / 3
+        renew_every = min(limits.CONNECTION_TTL_SECONDS, limits.PRESENCE_TTL_SECONDS) / 3
         loop = asyncio.get_running_loop()
         renewed_at = loop.time()
         while True:
@@ -102,7 +122,7 @@ class LocalSockets:
                     await self.restore_all()
                     renewed_at = loop.time()
                 elif loop.time() - renewed_at >= renew_every:
-                    await self.slots.renew(socket.slot for socket in self.sockets)
+                    await self.renew()
                     renewed_at = loop.time()
             except BACKEND_ERRORS as exc:
                 # The sockets find out for themselves (their frames fail, the layer's

@@ -28,6 +28,9 @@ class Room(models.Model):
         related_name="rooms_created",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The seq of the room's newest message: messages are numbered 1, 2, 3... per room, with
+    # no gaps and no repeats (realtime.services.message_post).
+    last_seq = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["slug"]
@@ -69,13 +72,27 @@ class Message(models.Model):
     )
     body = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Its position in its room: the room's last_seq when it was stored.
+    seq = models.BigIntegerField(editable=False)
+    # The sender's own id for it, so a retried send stores nothing new (docs/protocol.md).
+    client_id = models.CharField(  # noqa: DJ001 (NULL: no id; "" would be one, and unique)
+        max_length=64, null=True, blank=True, editable=False
+    )
+    # Set when a moderator redacted it: the body is gone, the seq stays (a deleted row would
+    # leave a hole that every resuming client would take for a lost message).
+    redacted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
-        ordering = ["id"]
-        indexes = [
-            # History pages: WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT n.
-            models.Index(fields=["room", "-id"], name="realtime_msg_room_id_desc"),
+        ordering = ["room", "seq"]
+        constraints = [
+            # Also the index of every history read: WHERE room_id = ? AND seq > ? ORDER BY seq.
+            models.UniqueConstraint(fields=["room", "seq"], name="realtime_msg_room_seq"),
+            models.UniqueConstraint(
+                fields=["author", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="realtime_msg_author_client_id",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} in {self.room_id}"
+        return f"#{self.seq} in {self.room_id}"

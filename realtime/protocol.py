@@ -1,8 +1,8 @@
-"""The wire protocol of /ws/chat/: frame schemas, error codes and close codes.
+"""The wire protocol of /ws/chat/: client frame schemas, error codes and close codes.
 
 Design and client guidance: docs/protocol.md. Every client frame is a JSON object with a
-`type`; each type has a schema here that forbids unknown fields. Server frames are built by
-the functions at the bottom, so their shape is defined in one place too.
+`type`; each type has a schema here that forbids unknown fields. Server frames are typed
+the same way in realtime.frames.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from realtime.conf import realtime_settings
 
@@ -105,6 +105,8 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,49}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 # Clients correlate replies with requests; 64 characters fits a UUID with room to spare.
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# A sender's id for a message: a UUID or any other URL-safe token, stored with the message.
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 class ProtocolError(Exception):
@@ -127,6 +129,10 @@ class _Frame(BaseModel):
 class Join(_Frame):
     type: Literal["join"]
     room: Slug
+    # Resume: the seq of the last message the client holds of this room...
+    since: Annotated[int, Field(ge=0)] | None = None
+    # ...and the room's epoch from the `joined` it came with (a recreated room has another).
+    epoch: Annotated[str, StringConstraints(max_length=32)] | None = None
 
 
 class Leave(_Frame):
@@ -139,10 +145,17 @@ class Send(_Frame):
     room: Slug
     # The length cap comes from settings and is checked in `parse_frame`.
     body: Annotated[str, StringConstraints(min_length=1)]
+    # The client's own id for this message: a retry with the same id stores nothing new.
+    client_id: ClientId | None = None
 
 
 class Ping(_Frame):
     type: Literal["ping"]
+
+
+class Typing(_Frame):
+    type: Literal["typing"]
+    room: Slug
 
 
 class Refresh(_Frame):
@@ -151,11 +164,12 @@ class Refresh(_Frame):
     token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 
-ClientFrame = Join | Leave | Send | Ping | Refresh
+ClientFrame = Join | Leave | Send | Typing | Ping | Refresh
 FRAME_TYPES: dict[str, type[_Frame]] = {
     "join": Join,
     "leave": Leave,
     "send": Send,
+    "typing": Typing,
     "ping": Ping,
     "refresh": Refresh,
 }
@@ -251,69 +265,3 @@ def _check_body(body: str, max_chars: int, ref: str | None) -> None:
     # PostgreSQL text cannot hold NUL, and no chat client means to send one.
     if "\x00" in body:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "body: must not contain NUL.", ref)
-
-
-# --- Server frames -----------------------------------------------------------------------------
-
-
-def _with_ref(frame: dict[str, Any], ref: str | None) -> dict[str, Any]:
-    if ref is not None:
-        frame["ref"] = ref
-    return frame
-
-
-def error_frame(code: ErrorCode, message: str, ref: str | None) -> dict[str, Any]:
-    return {"type": "error", "code": str(code), "message": message, "ref": ref}
-
-
-def joined_frame(
-    room: str, history: list[dict[str, Any]], has_more: bool, ref: str | None
-) -> dict[str, Any]:
-    return _with_ref(
-        {"type": "joined", "room": room, "history": history, "has_more": has_more}, ref
-    )
-
-
-def left_frame(room: str, ref: str | None, reason: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "left", "room": room}
-    if reason is not None:
-        frame["reason"] = reason
-    return _with_ref(frame, ref)
-
-
-def ack_frame(message_id: int, ref: str | None) -> dict[str, Any]:
-    return _with_ref({"type": "ack", "id": message_id}, ref)
-
-
-def pong_frame(ref: str | None) -> dict[str, Any]:
-    return _with_ref({"type": "pong"}, ref)
-
-
-def refreshed_frame(expires_at: int, ref: str | None) -> dict[str, Any]:
-    return _with_ref({"type": "refreshed", "expires_at": expires_at}, ref)
-
-
-def message_frame(message: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "message", **message}
-
-
-def encode(frame: dict[str, Any]) -> str:
-    """Compact JSON, the one encoder for every server frame."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
-
-
-def fit_history(
-    messages: list[dict[str, Any]], max_bytes: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """The newest of `messages` (oldest first) whose encoding fits in `max_bytes`, and
-    whether any had to be left out. Whatever the bodies, a `joined` built from them stays
-    under the transport's message cap; the client pages back through REST for the rest."""
-    kept: list[dict[str, Any]] = []
-    used = 0
-    for message in reversed(messages):
-        # +1 for the comma between entries of the history array.
-        used += len(encode(message).encode()) + 1
-        if used > max_bytes:
-            return kept[::-1], True
-        kept.append(message)
-    return kept[::-1], False

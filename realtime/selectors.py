@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -55,28 +56,79 @@ def _session_ended(user: User) -> SessionEnded:
     return SessionEnded(account_gone=not active)
 
 
-def message_history(*, room: Room, limit: int, before: int | None = None) -> list[Message]:
-    """Up to `limit` messages older than `before` (or the latest), oldest first."""
-    messages = Message.objects.filter(room=room).select_related("author").order_by("-id")
+def message_history(
+    *, room: Room, limit: int, before: int | None = None, after: int | None = None
+) -> list[Message]:
+    """Up to `limit` messages, oldest first, by seq: the first ones after `after`, else the
+    last ones before `before` (or the room's latest)."""
+    messages = Message.objects.filter(room=room).select_related("author")
+    if after is not None:
+        return list(messages.filter(seq__gt=after).order_by("seq")[:limit])
     if before is not None:
-        messages = messages.filter(id__lt=before)
-    return list(reversed(messages[:limit]))
+        messages = messages.filter(seq__lt=before)
+    return list(reversed(messages.order_by("-seq")[:limit]))
 
 
 def message_payload(message: Message, *, room_slug: str) -> dict[str, Any]:
     """A message as it travels on the wire and in the REST API."""
     author = message.author
-    return {
+    payload = {
         "room": room_slug,
         "id": message.pk,
+        "seq": message.seq,
         "user": None if author is None else {"id": author.pk, "username": author.username},
         "body": message.body,
         "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
     }
+    if message.redacted_at is not None:
+        payload["redacted"] = True
+    return payload
 
 
-def room_history_payloads(*, room: Room, limit: int) -> list[dict[str, Any]]:
-    """The room's latest `limit` messages as wire payloads, oldest first."""
-    return [
-        message_payload(m, room_slug=room.slug) for m in message_history(room=room, limit=limit)
-    ]
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """What a join tells its socket: the room's latest seq and the messages to show."""
+
+    seq: int
+    # Wire payloads, oldest first.
+    messages: list[dict[str, Any]]
+    # True when `messages` holds every message after the `since` asked for.
+    complete: bool
+
+
+def room_catch_up(*, room: Room, since: int | None, limit: int) -> CatchUp:
+    """The messages after `since` when there are at most `limit` of them (complete), else
+    the room's newest `limit` (not complete; also without `since`).
+
+    Every message up to the returned seq was committed when it was read: seqs are taken in
+    commit order (services.message_post), so none can still appear below it.
+    """
+    latest = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).first() or 0
+    page: list[Message] | None = None
+    if since is not None and 0 <= since <= latest:
+        page = message_history(room=room, limit=limit + 1, after=since)
+        if len(page) > limit:
+            page = None
+    complete = page is not None
+    if page is None:
+        page = message_history(room=room, limit=limit)
+    # A message stored between the two reads is in `page` and raises the latest seq seen.
+    latest = max([latest, *(message.seq for message in page)])
+    return CatchUp(
+        latest, [message_payload(m, room_slug=room.slug) for m in page], complete=complete
+    )
+
+
+def message_range(*, room_id: int, after: int, upto: int, slug: str) -> list[dict[str, Any]]:
+    """The room's messages with after < seq <= upto, oldest first, as wire payloads."""
+    messages = (
+        Message.objects.filter(room_id=room_id, seq__gt=after, seq__lte=upto)
+        .select_related("author")
+        .order_by("seq")
+    )
+    return [message_payload(m, room_slug=slug) for m in messages]
+
+
+def room_latest_seq(*, room_id: int) -> int:
+    """The seq of the room's newest message (0 when empty or gone)."""
+    return Room.objects.filter(pk=room_id).values_list("last_seq", flat=True).first() or 0

@@ -26,9 +26,16 @@ class RoomSerializer(serializers.ModelSerializer):
 
 
 class HistoryQuerySerializer(serializers.Serializer):
+    # Seqs: `before` pages back from a message, `after` forward (a client catching up).
     before = serializers.IntegerField(required=False, min_value=1)
+    after = serializers.IntegerField(required=False, min_value=0)
     # One page of a scrolling client; bounded so one request cannot read a whole room.
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=50)
+
+    def validate(self, attrs: dict) -> dict:
+        if "before" in attrs and "after" in attrs:
+            raise serializers.ValidationError("Give before or after, not both.")
+        return attrs
 
 
 class MemberSerializer(serializers.Serializer):

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
-from realtime.exceptions import RoomQuotaExceeded
+from realtime.exceptions import ClientIdReused, RoomQuotaExceeded
 from realtime.models import Membership, Message, Room
 from realtime.selectors import message_payload, room_get_readable
 
@@ -58,16 +60,68 @@ class PostedMessage:
     room_id: int
     # The message as it travels on the wire (selectors.message_payload).
     payload: dict[str, Any]
+    # False when a retry of an earlier send (same client_id) found it already stored.
+    created: bool
 
 
-def message_post(*, author: User, session_id: str, slug: str, body: str) -> PostedMessage:
-    """Authorize, store and return the message payload; raise RoomNotFound, RoomForbidden
-    or SessionEnded.
+def message_post(
+    *, author: User, session_id: str, slug: str, body: str, client_id: str | None = None
+) -> PostedMessage:
+    """Authorize, number and store a message; raise RoomNotFound, RoomForbidden,
+    SessionEnded, or ClientIdReused (the client_id names another message).
 
     Authorization happens here, on every message, so a member removed from a private room,
     or a socket whose session ended, cannot post even if the event that should have told
     the socket was lost.
+
+    Numbering: incrementing the room's last_seq locks the room's row until the commit, so
+    the senders of one room are queued (on PostgreSQL, by the row lock; on SQLite, every
+    writer is) and each message takes the next number. A failed insert rolls the increment
+    back with it: no gaps, no repeats, and a message is committed before any higher one.
+
+    Idempotency: a send with a client_id the author used before returns the stored message
+    (created=False) and stores nothing; two such sends racing on two processes meet at the
+    unique (author, client_id) constraint, and the loser returns the winner's message.
     """
     room = room_get_readable(user=author, slug=slug, session_id=session_id)
-    message = Message.objects.create(room=room, author=author, body=body)
-    return PostedMessage(room.pk, message_payload(message, room_slug=room.slug))
+    if client_id is not None:
+        earlier = _earlier_send(author=author, client_id=client_id, room=room, body=body)
+        if earlier is not None:
+            return earlier
+    try:
+        message = message_store(room=room, author=author, body=body, client_id=client_id)
+    except IntegrityError:
+        earlier = client_id and _earlier_send(
+            author=author, client_id=client_id, room=room, body=body
+        )
+        if not earlier:
+            raise
+        return earlier
+    return PostedMessage(room.pk, message_payload(message, room_slug=room.slug), created=True)
+
+
+def message_store(
+    *, room: Room, author: User | None, body: str, client_id: str | None = None
+) -> Message:
+    """Store a message as the room's next seq, authorizing nothing (message_post does)."""
+    with transaction.atomic():
+        Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
+        seq = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).get()
+        return Message.objects.create(
+            room=room, author=author, body=body, seq=seq, client_id=client_id
+        )
+
+
+def _earlier_send(*, author: User, client_id: str, room: Room, body: str) -> PostedMessage | None:
+    message = Message.objects.filter(author=author, client_id=client_id).first()
+    if message is None:
+        return None
+    if message.room_id != room.pk or message.body != body:
+        raise ClientIdReused(client_id)
+    message.author = author
+    return PostedMessage(room.pk, message_payload(message, room_slug=room.slug), created=False)
+
+
+def message_redact(*, messages: QuerySet[Message]) -> int:
+    """Blank the messages' bodies for good, keeping their place (seq) in their rooms."""
+    return messages.filter(redacted_at__isnull=True).update(body="", redacted_at=timezone.now())

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from realtime import views
+from realtime import docs_views, views
 
 app_name = "realtime"
 
@@ -14,4 +14,5 @@ urlpatterns = [
         name="room-member",
     ),
     path("realtime/ticket/", views.TicketView.as_view(), name="ticket"),
+    path("realtime/asyncapi.json", docs_views.asyncapi_document, name="asyncapi"),
 ]

@@ -83,18 +83,22 @@ class RoomListView(APIView):
 
 
 class RoomMessagesView(APIView):
-    """GET ?before=<id>&limit=<n>: a page of history, oldest first, and whether more exists."""
+    """GET ?before=<seq> or ?after=<seq>, &limit=<n>: a page of history, oldest first, and
+    whether more exists beyond it (older with `before` or none, newer with `after`)."""
 
     def get(self, request: Request, slug: str) -> Response:
         query = HistoryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         room = _readable_room(request.user, slug)
         limit = query.validated_data["limit"]
+        after = query.validated_data.get("after")
         page = selectors.message_history(
-            room=room, limit=limit + 1, before=query.validated_data.get("before")
+            room=room, limit=limit + 1, before=query.validated_data.get("before"), after=after
         )
         has_more = len(page) > limit
-        page = page[1:] if has_more else page
+        if has_more:
+            # One more than asked was read to know: drop it from the far end.
+            page = page[:-1] if after is not None else page[1:]
         return Response(
             {
                 "messages": [selectors.message_payload(m, room_slug=room.slug) for m in page],

@@ -272,6 +272,11 @@ REALTIME = {
     # How often each process checks that Redis still holds its groups (a restart or failover
     # empties it); a socket is deaf for at most about this long before it rejoins them.
     "REDIS_CHECK_SECONDS": 1.0,
+    # A socket's presence in a room expires this long after its process last renewed it
+    # (every third of it), so the users of a killed process leave within it.
+    "PRESENCE_TTL_SECONDS": env.int("PRESENCE_TTL_SECONDS", 30),
+    # A user's typing notices reach a room at most this often; the rest are dropped.
+    "TYPING_INTERVAL_SECONDS": 3.0,
     # Output a client has not read, beyond the 64 KiB the transport buffers, before the socket
     # is closed with 4010 (Centrifugo's default write queue is 1 MB). Bounds the memory a
     # client that never reads can make the server hold.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -94,19 +95,72 @@ def headers_for(
     return headers
 
 
+class ChatCommunicator(WebsocketCommunicator):
+    """A communicator that can look past presence and typing notices.
+
+    Most tests are about something else and would otherwise have to read every `presence`
+    frame another of their sockets causes; `notices=False` hides them (tests of presence
+    and typing keep them).
+    """
+
+    NOTICES = frozenset({"presence", "typing"})
+
+    def __init__(self, *args: Any, notices: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notices = notices
+        self._held: list[dict[str, Any]] = []
+
+    def _is_notice(self, output: dict[str, Any]) -> bool:
+        if self.notices or output.get("type") != "websocket.send" or not output.get("text"):
+            return False
+        return json.loads(output["text"]).get("type") in self.NOTICES
+
+    async def receive_output(
+        self,
+        timeout: float = 1,  # noqa: ASYNC109 (the overridden signature)
+    ) -> dict[str, Any]:
+        if self._held:
+            return self._held.pop(0)
+        while True:
+            output = await super().receive_output(timeout)
+            if not self._is_notice(output):
+                return output
+
+    async def receive_nothing(
+        self,
+        timeout: float = 0.1,  # noqa: ASYNC109 (the overridden signature)
+        interval: float = 0.01,
+    ) -> bool:
+        if self._held:
+            return False
+        while not await super().receive_nothing(timeout, interval):
+            output = await super().receive_output()
+            if not self._is_notice(output):
+                self._held.append(output)
+                return False
+        return True
+
+
 class Sockets:
     """Opens communicators against config.asgi.application and disconnects them all at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, notices: bool = False) -> None:
         self.opened: list[WebsocketCommunicator] = []
+        self.notices = notices
 
     def communicator(
         self,
         path: str = CHAT_PATH,
         headers: list[tuple[bytes, bytes]] | None = None,
         subprotocols: list[str] | None = None,
-    ) -> WebsocketCommunicator:
-        comm = WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
+    ) -> ChatCommunicator:
+        comm = ChatCommunicator(
+            application,
+            path,
+            headers=headers,
+            subprotocols=subprotocols,
+            notices=self.notices,
+        )
         self.opened.append(comm)
         return comm
 
@@ -149,7 +203,18 @@ class Sockets:
 
 @pytest_asyncio.fixture
 async def sockets() -> AsyncIterator[Sockets]:
+    """Sockets whose presence and typing notices are hidden (see ChatCommunicator)."""
     opened = Sockets()
+    try:
+        yield opened
+    finally:
+        await opened.close_all()
+
+
+@pytest_asyncio.fixture
+async def noticing_sockets() -> AsyncIterator[Sockets]:
+    """Sockets that receive every frame, presence and typing notices included."""
+    opened = Sockets(notices=True)
     try:
         yield opened
     finally:
@@ -219,4 +284,4 @@ def group_channels(group: str) -> set[str]:
 
 
 def post_messages(room: Room, author: User, count: int) -> list[Message]:
-    return [Message.objects.create(room=room, author=author, body=f"m{i}") for i in range(count)]
+    return [services.message_store(room=room, author=author, body=f"m{i}") for i in range(count)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from realtime.models import Membership, Message, Room
+from realtime import services
+from realtime.models import Membership, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +30,8 @@ def chat(make_user):
         "carol": carol,
         "lobby": lobby,
         "backstage": backstage,
-        "hello": Message.objects.create(room=lobby, author=bob, body="hello from the lobby"),
-        "psst": Message.objects.create(room=backstage, author=carol, body="psst, over here"),
+        "hello": services.message_store(room=lobby, author=bob, body="hello from the lobby"),
+        "psst": services.message_store(room=backstage, author=carol, body="psst, over here"),
     }
 
 
@@ -46,7 +47,23 @@ def test_changelist_and_add_pages_load(admin_client, chat, model):
 
     assert changelist.status_code == 200
     assert len(changelist.context["cl"].result_list) == 2
-    assert add.status_code == 200
+    # Messages are what people said: never written in the admin, only redacted.
+    assert add.status_code == (403 if model == "message" else 200)
+
+
+def test_messages_are_redacted_not_deleted(admin_client, chat):
+    hello = chat["hello"]
+    response = admin_client.post(
+        reverse("admin:realtime_message_changelist"),
+        {"action": "redact_messages", "_selected_action": [hello.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    hello.refresh_from_db()
+    assert (hello.body, hello.seq) == ("", 1)
+    assert hello.redacted_at is not None
+    delete = admin_client.get(reverse("admin:realtime_message_delete", args=[hello.pk]))
+    assert delete.status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -155,7 +172,7 @@ def test_membership_filters_and_search(admin_client, chat):
 
 def test_message_body_is_shortened_in_the_list(admin_client, chat):
     long_body = "x" * 200
-    Message.objects.create(room=chat["lobby"], author=chat["bob"], body=long_body)
+    services.message_store(room=chat["lobby"], author=chat["bob"], body=long_body)
 
     response = admin_client.get(reverse("admin:realtime_message_changelist"))
 

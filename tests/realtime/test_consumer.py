@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from accounts.services import user_set_active
 from realtime import groups, selectors, services
-from realtime.models import Membership, Message
+from realtime.models import Membership, Message, Room
 from realtime.protocol import CloseCode
 from tests.realtime.conftest import (
     exchange,
@@ -281,13 +281,18 @@ async def test_private_room_is_forbidden_to_non_members(
 
 async def test_private_room_admits_members(sockets, user, bob, make_room):
     await sync_to_async(make_room)("secret", owner=user, is_private=True, members=(bob,))
+    room = await Room.objects.aget(slug="secret")
     comm = await sockets.open(bob)
     reply = await join(comm, "secret", ref="j1")
     assert reply == {
         "type": "joined",
         "room": "secret",
+        "epoch": str(room.pk),
+        "seq": 0,
         "history": [],
+        "recovered": False,
         "has_more": False,
+        "presence": [{"id": bob.pk, "username": "bob"}],
         "ref": "j1",
     }
 
@@ -354,6 +359,7 @@ async def test_join_returns_the_latest_history_oldest_first(sockets, user, bob, 
     assert first == {
         "room": "general",
         "id": messages[2].pk,
+        "seq": 3,
         "user": {"id": bob.pk, "username": "bob"},
         "body": "m2",
         "created_at": messages[2].created_at.isoformat().replace("+00:00", "Z"),
@@ -379,7 +385,7 @@ async def test_send_is_acked_stored_and_delivered_to_members(sockets, user, bob,
         alice_socket, {"type": "send", "room": "general", "body": "hello 👋", "ref": "s1"}
     )
     stored = await Message.objects.select_related("author").aget()
-    assert ack == {"type": "ack", "id": stored.pk, "ref": "s1"}
+    assert ack == {"type": "ack", "id": stored.pk, "seq": 1, "ref": "s1"}
     assert stored.body == "hello 👋"
     assert stored.author == user
 
@@ -387,6 +393,7 @@ async def test_send_is_acked_stored_and_delivered_to_members(sockets, user, bob,
         "type": "message",
         "room": "general",
         "id": stored.pk,
+        "seq": 1,
         "user": {"id": user.pk, "username": "alice"},
         "body": "hello 👋",
         "created_at": stored.created_at.isoformat().replace("+00:00", "Z"),

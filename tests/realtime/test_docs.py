@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from realtime.frames import SERVER_FRAMES
 from realtime.protocol import FRAME_TYPES, CloseCode, ErrorCode
 
 PROTOCOL_MD = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -37,6 +38,8 @@ def test_every_error_code_is_documented_once_and_only_those():
     assert set(documented) == {str(code) for code in ErrorCode}
 
 
-def test_every_client_frame_type_is_documented():
-    client_table = section("Frames").split("### Server")[0]
+def test_every_frame_type_is_documented_in_its_direction():
+    client_table, server_table = section("Frames").split("### Server", 1)
+    server_table = server_table.split("\n### ", 1)[0]
     assert set(first_column(client_table)) == set(FRAME_TYPES)
+    assert set(first_column(server_table)) == set(SERVER_FRAMES)

@@ -305,6 +305,7 @@ def test_history_defaults_and_message_shape(auth_client, user, make_room):
             {
                 "room": "general",
                 "id": message.pk,
+                "seq": 1,
                 "user": {"id": user.pk, "username": "alice"},
                 "body": "m0",
                 "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
@@ -312,6 +313,27 @@ def test_history_defaults_and_message_shape(auth_client, user, make_room):
         ],
         "has_more": False,
     }
+
+
+def test_history_pages_forward_after_a_seq(auth_client, user, make_room):
+    room = make_room("general", owner=user)
+    post_messages(room, user, 5)
+
+    def seqs(query: str) -> tuple[list[int], bool]:
+        body = auth_client.get(f"/api/rooms/general/messages/?{query}").json()
+        return [m["seq"] for m in body["messages"]], body["has_more"]
+
+    assert seqs("after=0&limit=2") == ([1, 2], True)
+    assert seqs("after=2&limit=2") == ([3, 4], True)
+    assert seqs("after=4&limit=2") == ([5], False)
+    assert seqs("after=5") == ([], False)
+    assert seqs("before=3&limit=5") == ([1, 2], False)
+
+
+def test_history_takes_before_or_after_not_both(auth_client, user, make_room):
+    make_room("general", owner=user)
+    response = auth_client.get("/api/rooms/general/messages/?before=3&after=1")
+    assert_error(response, 400, "validation_failed")
 
 
 def test_history_of_a_missing_room_is_not_found(auth_client):

@@ -43,8 +43,9 @@ async def test_a_room_of_the_largest_messages_can_be_joined(
     body = character * MAX_BODY_CHARS
     django_shell(
         either_server,
-        f"from realtime.models import Message, Room; room = Room.objects.get(slug={room!r}); "
-        f"Message.objects.bulk_create([Message(room=room, body={body!r}) for _ in range(50)])",
+        f"from realtime.models import Room; from realtime.services import message_store; "
+        f"room = Room.objects.get(slug={room!r}); "
+        f"[message_store(room=room, author=None, body={body!r}) for _ in range(50)]",
     )
     async with ws_connect(either_server, token=account.access) as ws:
         await ws.send(json.dumps({"type": "join", "room": room, "ref": "j"}))

@@ -19,7 +19,7 @@ from tests.services.support.api import Account, Api
 from tests.services.support.common import HOST
 from tests.services.support.daphne import Server
 from tests.services.support.redis_server import RedisServer
-from tests.services.support.sockets import join, post, recv_until, ws_connect
+from tests.services.support.sockets import drain, join, post, recv_until, ws_connect
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
@@ -128,6 +128,36 @@ async def test_after_a_redis_restart_no_socket_is_left_deaf(
     # Whether a socket's process saw the restart as a failure (4013: reconnect) or only as
     # lost data (rejoined), it is never open and deaf.
     assert set(outcomes) <= {HEARD, str(CloseAction.RECONNECT)}, outcomes
+
+
+async def test_what_was_said_while_the_groups_were_gone_arrives_once_in_order(
+    start_redis: Callable[[], RedisServer], start_server: Callable[..., Server]
+) -> None:
+    store = start_redis()
+    servers = (start_server(store.url, name="gap-a"), start_server(store.url, name="gap-b"))
+    api = Api(servers[0])
+    speaker, listener = api.account(), api.account()
+    room = api.room(speaker)
+    async with contextlib.AsyncExitStack() as stack:
+        talking = await stack.enter_async_context(ws_connect(servers[0], token=speaker.access))
+        await join(talking, room)
+        listeners = []
+        for server in servers:
+            ws = await stack.enter_async_context(ws_connect(server, token=listener.access))
+            await join(ws, room)
+            listeners.append(ws)
+        flush(store)
+        # Said before any process noticed: its broadcast reaches an empty group.
+        await post(talking, room, "during the gap")
+        for server in servers:
+            await until_logged(server, "redis lost its data")
+        await post(talking, room, "after the rejoin")
+        for ws in listeners:
+            heard = [
+                (await recv_until(ws, lambda f: f["type"] == "message"))["body"] for _ in range(2)
+            ]
+            assert heard == ["during the gap", "after the rejoin"]
+            assert [f for f in await drain(ws, 0.5) if f["type"] == "message"] == []
 
 
 async def test_the_users_own_group_is_restored_too(

@@ -50,8 +50,9 @@ def full_room(server: Server, api: Api) -> tuple[str, str]:
     body = "x" * HISTORY_BODY_CHARS
     django_shell(
         server,
-        f"from realtime.models import Message, Room; room = Room.objects.get(slug={room!r}); "
-        f"Message.objects.bulk_create([Message(room=room, body={body!r}) for _ in range(50)])",
+        f"from realtime.models import Room; from realtime.services import message_store; "
+        f"room = Room.objects.get(slug={room!r}); "
+        f"[message_store(room=room, author=None, body={body!r}) for _ in range(50)]",
     )
     return account.access, room
 

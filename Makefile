@@ -11,20 +11,24 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Debian packages the test suite drives for real (binary:package); nginx serves the
-# configuration in deploy/nginx/ to the tests in tests/services/test_nginx.py, and
-# PostgreSQL (initdb is not on PATH: Debian keeps it in /usr/lib/postgresql/N/bin) is the
-# database of every server in tests/services/.
-SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx initdb:postgresql
+# Debian packages the test suite drives for real (binary or file:package); nginx serves the
+# configuration in deploy/nginx/ to the tests in tests/services/test_nginx.py, PostgreSQL
+# (initdb is not on PATH: Debian keeps it in /usr/lib/postgresql/N/bin) is the database of
+# every server in tests/services/, and Chromium (with a font to render text: it is only a
+# recommendation of the package) shows the chat page to tests/browser/.
+SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx initdb:postgresql chromium:chromium \
+	/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf:fonts-liberation
 
-.PHONY: help run test lint format system-deps bench asyncapi clean
+.PHONY: help run stack test lint format system-deps bench asyncapi openapi clean
 
 help:
 	@echo "make run    - start the chat on http://$(HOST):$(PORT)/ (SQLite, in-memory layer unless REDIS_URL/DATABASE_URL)"
+	@echo "make stack  - the production topology on https://127.0.0.1:8443/: nginx (TLS), 2 daphne, redis, PostgreSQL (STACK_PORT, STACK_TEMP=1)"
 	@echo "make test   - lint and run the whole test suite against real PostgreSQL, redis-server, daphne and nginx"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
 	@echo "make asyncapi - regenerate docs/asyncapi.json from the protocol code (after changing a frame)"
+	@echo "make openapi - regenerate docs/openapi.yaml from the REST views (after changing an endpoint)"
 	@echo "make bench  - connection storm and fan-out benchmarks against real redis-server and daphne"
 
 $(PY):
@@ -53,7 +57,7 @@ system-deps:
 	@missing=""; \
 	for entry in $(SYSTEM_PACKAGES); do \
 	  bin=$${entry%%:*}; pkg=$${entry##*:}; \
-	  command -v "$$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$$bin" ] || \
+	  command -v "$$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$$bin" ] || [ -f "$$bin" ] || \
 	    ls /usr/lib/postgresql/*/bin/"$$bin" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -81,6 +85,14 @@ run: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py serve --bind $(HOST) --port $(PORT)
+
+# The production topology on this machine, in the foreground until Ctrl-C (deploy/stack/run.py
+# lists its options). It needs the servers only, not the browser the test suite drives.
+STACK_PACKAGES := redis-server:redis-server nginx:nginx initdb:postgresql
+
+stack: $(VENV)/.installed-run
+	@$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="$(STACK_PACKAGES)"
+	$(PY) -m deploy.stack
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

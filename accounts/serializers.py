@@ -105,3 +105,26 @@ class VerifySerializer(TokenVerifySerializer):
             raise TokenError("Token is blacklisted") from None
         session_of(UntypedToken(attrs["token"]).payload)
         return data
+
+
+# --- Response shapes, for the OpenAPI schema only (the views build these bodies themselves) ---
+
+
+class RegistrationSerializer(serializers.Serializer):
+    """Register's answer: the same whether or not the email already had an account."""
+
+    username = serializers.CharField(read_only=True, help_text="As stored (NFKC).")
+    email = serializers.EmailField(read_only=True, help_text="As stored (domain lowercased).")
+
+
+class TokenPairSerializer(serializers.Serializer):
+    """An access and a refresh token of one sign-in session."""
+
+    access = serializers.CharField(
+        read_only=True, help_text="JWT for `Authorization: Bearer`; lives 5 minutes."
+    )
+    refresh = serializers.CharField(
+        read_only=True,
+        help_text="JWT for /api/auth/token/refresh/ and /api/auth/logout/; lives a day and "
+        "is spent by its first refresh (a second use revokes the session).",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import get_error_detail
@@ -25,14 +26,27 @@ from accounts.serializers import (
     PasswordChangeSerializer,
     RefreshSerializer,
     RegisterSerializer,
+    RegistrationSerializer,
+    TokenPairSerializer,
     UserSerializer,
     VerifySerializer,
 )
 from accounts.throttles import LoginRateThrottle, RegisterRateThrottle
 from accounts.tokens import SESSION_CLAIM
 from config.api import client_address
+from config.openapi import error_response
+
+_TOKEN_NOT_VALID = error_response(
+    "`token_not_valid`: the token is expired, tampered, of the wrong type, or its session has "
+    "ended."
+)
 
 
+@extend_schema(
+    summary="Register an account",
+    request=RegisterSerializer,
+    responses={201: RegistrationSerializer},
+)
 class RegisterView(APIView):
     """POST username, email, password: creates an active account (no tokens; log in next).
 
@@ -60,6 +74,18 @@ class RegisterView(APIView):
         )
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Sign in: open a session and get its token pair",
+        request=LoginSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: error_response(
+                "`invalid_credentials`: no active account with this username and password."
+            ),
+        },
+    )
+)
 class LoginView(TokenObtainPairView):
     """POST username, password: opens a sign-in session; returns its access and refresh token."""
 
@@ -67,6 +93,19 @@ class LoginView(TokenObtainPairView):
     throttle_classes = (LoginRateThrottle,)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Get the session's next token pair (rotation)",
+        request=RefreshSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: error_response(
+                "`token_not_valid`: the refresh token is invalid or spent; sending a spent one "
+                "revokes its session (its sockets close with 4103)."
+            ),
+        },
+    )
+)
 class RefreshView(TokenRefreshView):
     """POST refresh: returns the session's next pair; the token sent is spent (rotation), and
     sending a spent one again revokes the session."""
@@ -74,12 +113,37 @@ class RefreshView(TokenRefreshView):
     serializer_class = RefreshSerializer
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Check a token and its session",
+        request=VerifySerializer,
+        responses={
+            200: OpenApiResponse(
+                response={"type": "object", "additionalProperties": False},
+                description="The token is valid and its session open: `{}`.",
+            ),
+            401: _TOKEN_NOT_VALID,
+        },
+    )
+)
 class VerifyView(TokenVerifyView):
     """POST token: 200 when the token is valid and its session open, 401 otherwise."""
 
     serializer_class = VerifySerializer
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Sign out: end the token's session, or every session with `everywhere`",
+        request=LogoutSerializer,
+        responses={
+            204: OpenApiResponse(
+                description="Signed out (also when the session had ended already)."
+            ),
+            401: _TOKEN_NOT_VALID,
+        },
+    )
+)
 class LogoutView(TokenBlacklistView):
     """POST refresh [, everywhere]: ends the token's session (or every session of its user):
     their tokens stop working and their sockets close."""
@@ -91,6 +155,17 @@ class LogoutView(TokenBlacklistView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(
+    summary="Change the password; every other session ends",
+    request=PasswordChangeSerializer,
+    responses={
+        200: TokenPairSerializer,
+        400: error_response(
+            "`validation_failed`: `old_password` is wrong or `new_password` is refused "
+            "(`fields`); or `malformed_json`."
+        ),
+    },
+)
 class PasswordChangeView(APIView):
     """POST old_password, new_password: every other session ends; returns this session's
     next pair (its current tokens carry the old password's fingerprint)."""
@@ -113,6 +188,7 @@ class PasswordChangeView(APIView):
         return Response(pair.as_dict())
 
 
+@extend_schema(summary="The signed-in user")
 class MeView(generics.RetrieveAPIView):
     """GET: the signed-in user."""
 

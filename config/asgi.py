@@ -23,8 +23,10 @@ from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # In production nginx serves /static/; locally daphne does (DEBUG only).
-        "http": ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app,
+        # In production nginx serves /static/; locally daphne does (settings.SERVE_STATIC).
+        "http": (
+            ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+        ),
         "websocket": OriginAllowListMiddleware(
             TokenAuthMiddleware(
                 URLRouter(websocket_urlpatterns),

@@ -13,6 +13,7 @@ from django.dispatch import receiver
 @dataclass(frozen=True, slots=True)
 class RealtimeSettings:
     ALLOWED_ORIGINS: tuple[str, ...]
+    ALLOW_SAME_ORIGIN: bool
     ALLOW_NO_ORIGIN_WITH_HEADER_AUTH: bool
     SUBPROTOCOL: str
     TICKET_TTL_SECONDS: int

@@ -56,6 +56,13 @@ def _session_ended(user: User) -> SessionEnded:
     return SessionEnded(account_gone=not active)
 
 
+def room_members(*, room: Room) -> list[dict[str, str]]:
+    """The room's members as {"username", "role"}: owners first, then by username."""
+    memberships = Membership.objects.filter(room=room, user__is_active=True).select_related("user")
+    members = [{"username": m.user.username, "role": m.role} for m in memberships]
+    return sorted(members, key=lambda m: (m["role"] != Membership.Role.OWNER, m["username"]))
+
+
 def message_history(
     *, room: Room, limit: int, before: int | None = None, after: int | None = None
 ) -> list[Message]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import (
     ErrorDetail,
@@ -18,11 +19,30 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.throttles import ClientAddressRateThrottle
+from config.openapi import error_response
 from realtime import selectors, services, tickets
 from realtime.conf import realtime_settings
 from realtime.exceptions import RoomForbidden, RoomNotFound, RoomQuotaExceeded
 from realtime.models import Membership, Room
-from realtime.serializers import HistoryQuerySerializer, MemberSerializer, RoomSerializer
+from realtime.serializers import (
+    HistoryQuerySerializer,
+    MemberSerializer,
+    MembershipSerializer,
+    MessagePageSerializer,
+    RoomListSerializer,
+    RoomMemberListSerializer,
+    RoomSerializer,
+    TicketSerializer,
+)
+
+_ROOM_NOT_FOUND = error_response("`not_found`: no such room.")
+_MEMBERS_ONLY = error_response(
+    "`permission_denied`: the room is private and the caller is not a member."
+)
+_OWNER_ONLY = error_response(
+    "`permission_denied`: the room is private and the caller is not a member, or the caller "
+    "is not the room's owner."
+)
 
 
 class TicketRateThrottle(ClientAddressRateThrottle):
@@ -64,10 +84,25 @@ class RoomListView(APIView):
             return [RoomCreateRateThrottle()]
         return super().get_throttles()
 
+    @extend_schema(
+        summary="Rooms the caller may join: public ones and their private ones",
+        responses={200: RoomListSerializer},
+    )
     def get(self, request: Request) -> Response:
         rooms = selectors.room_list_visible(user=request.user)
         return Response({"rooms": RoomSerializer(rooms, many=True).data})
 
+    @extend_schema(
+        summary="Create a room the caller owns",
+        request=RoomSerializer,
+        responses={
+            201: RoomSerializer,
+            403: error_response(
+                "`quota_exceeded`: the caller already created as many rooms as one user may "
+                "(ROOMS_MAX_OWNED_PER_USER, 50 by default)."
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = RoomSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -86,6 +121,19 @@ class RoomMessagesView(APIView):
     """GET ?before=<seq> or ?after=<seq>, &limit=<n>: a page of history, oldest first, and
     whether more exists beyond it (older with `before` or none, newer with `after`)."""
 
+    @extend_schema(
+        summary="A page of the room's history",
+        parameters=[HistoryQuerySerializer],
+        responses={
+            200: MessagePageSerializer,
+            400: error_response(
+                "`validation_failed`: a query parameter is out of range, or both `before` and "
+                "`after` are given (`fields`)."
+            ),
+            403: _MEMBERS_ONLY,
+            404: _ROOM_NOT_FOUND,
+        },
+    )
     def get(self, request: Request, slug: str) -> Response:
         query = HistoryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -108,8 +156,26 @@ class RoomMessagesView(APIView):
 
 
 class RoomMembersView(APIView):
-    """POST username: the owner adds a member to the room."""
+    """GET: the room's members (anyone who may read the room). POST username: the owner
+    adds a member."""
 
+    @extend_schema(
+        summary="The room's members",
+        responses={200: RoomMemberListSerializer, 403: _MEMBERS_ONLY, 404: _ROOM_NOT_FOUND},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        room = _readable_room(request.user, slug)
+        return Response({"members": selectors.room_members(room=room)})
+
+    @extend_schema(
+        summary="Add a member (the room's owner only)",
+        request=MemberSerializer,
+        responses={
+            201: MembershipSerializer,
+            403: _OWNER_ONLY,
+            404: error_response("`not_found`: no such room, or no active user by that name."),
+        },
+    )
     def post(self, request: Request, slug: str) -> Response:
         room = _owned_room(request.user, slug)
         serializer = MemberSerializer(data=request.data)
@@ -129,6 +195,16 @@ class RoomMembersView(APIView):
 class RoomMemberView(APIView):
     """DELETE: the owner removes a member (or a member leaves); their sockets leave the room."""
 
+    @extend_schema(
+        summary="Remove a member (the owner), or leave (the member)",
+        responses={
+            204: OpenApiResponse(
+                description="Removed; the member's sockets leave the room if it is private."
+            ),
+            403: _OWNER_ONLY,
+            404: error_response("`not_found`: no such room, or no such member."),
+        },
+    )
     def delete(self, request: Request, slug: str, username: str) -> Response:
         is_self = username.lower() == request.user.username.lower()
         room = _readable_room(request.user, slug) if is_self else _owned_room(request.user, slug)
@@ -143,6 +219,13 @@ class TicketView(APIView):
 
     throttle_classes = (TicketRateThrottle,)
 
+    @extend_schema(
+        summary="A single-use WebSocket ticket",
+        description="Open `/ws/chat/?ticket=<ticket>` within `expires_in` seconds; the ticket "
+        "stands for the access token it was bought with (same user, session and expiry).",
+        request=None,
+        responses={201: TicketSerializer},
+    )
     def post(self, request: Request) -> Response:
         # A cache (Redis) failure becomes 503 `unavailable` in config.api.exception_handler.
         ticket = tickets.ticket_issue(access_token=request.auth)

@@ -35,6 +35,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
+    # OpenAPI schema and docs page of the REST API (SPECTACULAR_SETTINGS); the sidecar ships
+    # Swagger UI's files as static files, so the page needs no CDN.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "accounts",
     "realtime",
@@ -44,6 +48,7 @@ MIDDLEWARE = [
     # First: the ones below may answer (HTTPS redirect, bad Host) without calling the rest.
     "config.middleware.BurnTicketsInUrlsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before anything reads the body (CSRF reads forms): 413 over DATA_UPLOAD_MAX_MEMORY_SIZE.
@@ -158,6 +163,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Whether daphne serves /static/ (local runs); in production nginx does, from STATIC_ROOT.
+SERVE_STATIC = env.bool("SERVE_STATIC", default=False)
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
@@ -176,6 +183,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # drf-spectacular's, plus the error answers each view implies (config.openapi).
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         # Per client address. Enough for a person retyping a password, too slow for a
         # credential-stuffing run; raise them for load tests through the environment.
@@ -219,6 +228,54 @@ SIMPLE_JWT = {
     "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.LoginSerializer",
 }
 
+# --- OpenAPI schema (drf-spectacular) ----------------------------------------------------------
+# GET /api/schema/ (YAML, or JSON with ?format=json) and /api/docs/ (Swagger UI), both public;
+# docs/openapi.yaml is the committed copy (`make openapi`). Shared pieces: config.openapi.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Chat REST API",
+    # The project's version (pyproject.toml).
+    "VERSION": "0.1.0",
+    "DESCRIPTION": (
+        "Accounts (registration, JWT sign-in sessions), rooms, history, members and "
+        "WebSocket tickets of the chat backend. The WebSocket protocol itself (`/ws/chat/`) "
+        "is described in docs/protocol.md and, machine-readably, in the AsyncAPI 3.0 document "
+        "docs/asyncapi.json, served at `/api/realtime/asyncapi.json`.\n\n"
+        "Authenticate with `Authorization: Bearer <access token>` from `POST /api/auth/token/`."
+        " Every 4xx and 5xx answer has the body `ErrorEnvelope`: "
+        '`{"error": {"code", "message", "fields"?}}`; clients act on `code`.'
+    ),
+    "SCHEMA_PATH_PREFIX": "/api/",
+    # Request bodies get their own components (`RoomRequest` without read-only fields).
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and the docs page are public and need no token (a bad one is not refused).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN: the page works
+    # offline and under config.headers' policy (script-src 'self'; style-src 'self').
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: it is an image from validator.swagger.io, which the policy refuses.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "displayOperationId": True, "validatorUrl": None},
+    # SessionJWTAuthentication is mapped to this scheme in config.openapi.
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "An access token from `POST /api/auth/token/` (5 minutes; "
+                "renew it with `POST /api/auth/token/refresh/`).",
+            }
+        }
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.describe_healthz",
+    ],
+}
+
 # --- Realtime ----------------------------------------------------------------------------------
 # Every knob of the WebSocket layer, read through realtime.conf.realtime_settings.
 REALTIME = {
@@ -227,6 +284,9 @@ REALTIME = {
         "WS_ALLOWED_ORIGINS",
         CSRF_TRUSTED_ORIGINS or ["http://127.0.0.1:8000", "http://localhost:8000"],
     ),
+    # Also allow a page served by this very host (local settings turn it on, so any
+    # HOST/PORT `make run` serves works; production lists its origins explicitly).
+    "ALLOW_SAME_ORIGIN": env.bool("WS_ALLOW_SAME_ORIGIN", False),
     # Native clients send no Origin; allow them only when they authenticate by header.
     "ALLOW_NO_ORIGIN_WITH_HEADER_AUTH": env.bool("WS_ALLOW_NO_ORIGIN_WITH_HEADER_AUTH", True),
     # The one subprotocol the server speaks; selected whenever a client offers it.

@@ -4,9 +4,14 @@ import secrets
 
 from config.env import env
 from config.settings.base import *  # noqa: F403
-from config.settings.base import SECRET_KEY, SIMPLE_JWT, VAR_DIR
+from config.settings.base import REALTIME, SECRET_KEY, SIMPLE_JWT, VAR_DIR
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# daphne serves /static/ itself locally (nginx does in production).
+SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+# The chat page's socket comes from wherever `make run` serves it (HOST, PORT), as long as
+# the host is one of ALLOWED_HOSTS: its own origin is allowed without listing it.
+REALTIME["ALLOW_SAME_ORIGIN"] = env.bool("WS_ALLOW_SAME_ORIGIN", default=True)
 # Sign-up emails (accounts.services.user_register) are printed, not sent. Tests use locmem.
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 

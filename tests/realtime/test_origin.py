@@ -126,3 +126,50 @@ async def test_missing_origin_is_refused_when_header_exception_is_off(
         await assert_open(sockets.communicator(headers=headers_for(access)))
     assert "reason=origin_missing" in refusal_reasons(realtime_logs)[0]
     assert_not_logged(realtime_logs, access)
+
+
+def same_origin(enabled: bool) -> override_settings:
+    return override_settings(
+        REALTIME={**settings.REALTIME, "ALLOW_SAME_ORIGIN": enabled},
+        ALLOWED_HOSTS=["127.0.0.1", "localhost", "chat.example"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        ("http://127.0.0.1:8765", "127.0.0.1:8765"),
+        ("http://localhost:9000", "localhost:9000"),
+        ("https://chat.example", "chat.example"),
+    ],
+)
+async def test_a_page_served_by_this_host_may_open_a_socket_when_allowed(
+    sockets, user, origin, host
+):
+    access = await access_token_for(user)
+    headers = [*headers_for(access, origin), (b"host", host.encode())]
+    with same_origin(True):
+        await assert_open(sockets.communicator(headers=headers))
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "enabled"),
+    [
+        # Another port, another scheme, another host: not the same origin.
+        ("http://127.0.0.1:8765", "127.0.0.1:8766", True),
+        ("http://evil.example", "127.0.0.1:8765", True),
+        # DNS rebinding: the attacker's name resolves to us, so Origin and Host agree; the
+        # host is not one of ALLOWED_HOSTS.
+        ("http://evil.example:8765", "evil.example:8765", True),
+        ("ftp://127.0.0.1:8765", "127.0.0.1:8765", True),
+        # Production: off, only the listed origins.
+        ("http://127.0.0.1:8765", "127.0.0.1:8765", False),
+    ],
+)
+async def test_same_origin_is_checked_strictly(
+    sockets, user, realtime_logs, origin, host, enabled
+):
+    access = await access_token_for(user)
+    headers = [*headers_for(access, origin), (b"host", host.encode())]
+    with same_origin(enabled):
+        assert await sockets.refused(headers=headers) == CloseCode.FORBIDDEN

@@ -475,3 +475,20 @@ def test_each_ticket_is_different(auth_client):
 
 def test_ticket_endpoint_accepts_post_only(auth_client):
     assert_error(auth_client.get("/api/realtime/ticket/"), 405, "method_not_allowed")
+
+
+def test_members_are_listed_owner_first_to_whoever_may_read_the_room(
+    auth_client, bob_client, user, make_user, make_room
+):
+    carol, dave = make_user("carol"), make_user("dave")
+    make_room("secret", owner=user, is_private=True, members=(dave, carol))
+    response = auth_client.get("/api/rooms/secret/members/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "members": [
+            {"username": "alice", "role": "owner"},
+            {"username": "carol", "role": "member"},
+            {"username": "dave", "role": "member"},
+        ]
+    }
+    assert_error(bob_client.get("/api/rooms/secret/members/"), 403, "permission_denied")

@@ -1,21 +1,20 @@
-"""A real nginx in front of daphne, serving the shipped deploy/nginx/ directives."""
+"""A real nginx in front of daphne, serving the shipped deploy/nginx/ directives.
+
+The configuration is rendered by deploy.stack.nginx, the code `make stack` serves the chat
+with, so the tests and the local production topology include the shipped files the same way.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
-import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from deploy.stack import nginx as rendering
+from deploy.stack.common import StackError
 from tests.services.support.api import http_request
 from tests.services.support.common import (
     DEPLOY_NGINX,
@@ -30,18 +29,15 @@ from tests.services.support.common import (
 )
 from tests.services.support.daphne import Server
 
+GENERATED = f"Generated for one test run; the directives under test are in {DEPLOY_NGINX}."
+
 
 def nginx_binary() -> str:
     """Path of nginx (Debian installs it in /usr/sbin, often not on a user's PATH)."""
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/bin/nginx") if os.access(p, os.X_OK)), None
-    )
-    if found is None:
-        raise ServiceError(
-            "nginx is not installed. `make test` installs it when run as root "
-            "(apt-get install nginx), or install it yourself: sudo apt-get install nginx"
-        )
-    return found
+    try:
+        return rendering.nginx_binary()
+    except StackError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 @dataclass
@@ -95,21 +91,11 @@ class Nginx(ChatEndpoint):
     def config(self) -> str:
         """The main file, standing in for Debian's /etc/nginx/nginx.conf, with its state in
         `workdir` rather than /var and /run."""
-        tmp = self.workdir
-        # Run as root, nginx would hand its workers to `nobody`, who cannot enter pytest's
-        # private (0700) temporary directory where the temp paths live.
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        temp_paths = "".join(
-            f'    {kind}_temp_path "{tmp / kind}";\n'
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        return (
-            f"# Generated for one test run; the directives under test are in {DEPLOY_NGINX}.\n"
-            f"{user}worker_processes 1;\n"
-            f'pid "{tmp / "nginx.pid"}";\n'
-            f'error_log "{self.error_log}" warn;\n'
-            "events { worker_connections 512; }\n\n"
-            f"http {{\n{temp_paths}\n{self.http_block()}}}\n"
+        return rendering.main_config(
+            self.workdir,
+            self.http_block(),
+            error_log=self.error_log,
+            comment=GENERATED,
         )
 
     def write_files(self) -> None:
@@ -117,14 +103,9 @@ class Nginx(ChatEndpoint):
         self.conf_file.write_text(self.config())
 
     def _command(self, *extra: str) -> list[str]:
-        return [
-            self.binary,
-            "-p", f"{self.workdir}/",
-            # Startup errors too, before the configuration's error_log applies: never /var/log.
-            "-e", str(self.error_log),
-            "-c", str(self.conf_file),
-            *extra,
-        ]  # fmt: skip
+        return rendering.nginx_command(
+            self.binary, self.workdir, self.conf_file, self.error_log, *extra
+        )
 
     def test_config(self) -> subprocess.CompletedProcess[str]:
         """`nginx -t`, as an operator runs it before a reload."""
@@ -200,41 +181,16 @@ class Nginx(ChatEndpoint):
         )
 
 
-def self_signed_certificate(directory: Path, host: str) -> tuple[Path, Path]:
-    """A throwaway certificate and key for `host`, as PEM files in `directory`."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "fullchain.pem", directory / "privkey.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 @dataclass
 class SiteNginx(Nginx):
     """nginx serving deploy/nginx/chat.conf itself, included as conf.d/ includes it.
 
-    Only what belongs to one machine is rewritten in a copy of chat.conf: the two listen
-    ports, the daphne ports, the certificate and the log directory. The files it includes
-    are the shipped ones, reached through chat/ -> deploy/nginx/ as /etc/nginx/chat/ holds
-    them in production. `port` stands for 80 and `https_port` for 443.
+    Rendered by deploy.stack.nginx.Site, as `make stack` renders it: only what belongs to
+    one machine is rewritten in a copy of chat.conf (the two listen ports, the daphne ports,
+    the certificate and the log directory); the files it includes are the shipped ones,
+    reached through chat/ as /etc/nginx/chat/ holds them in production. `port` stands for 80
+    and `https_port` for 443; both daphne ports of the upstream are `upstream`'s. The
+    certificate names chat.example.com.
     """
 
     https_port: int = field(default_factory=free_port)
@@ -243,32 +199,24 @@ class SiteNginx(Nginx):
     def ws_url(self) -> str:
         return f"wss://{HOST}:{self.https_port}/ws/chat/"
 
+    def site(self) -> rendering.Site:
+        return rendering.Site(
+            workdir=self.workdir,
+            http_port=self.port,
+            https_port=self.https_port,
+            daphne_ports=(self.upstream.port, self.upstream.port),
+            comment=GENERATED,
+        )
+
     @property
     def access_log(self) -> Path:
-        return self.workdir / "log" / "chat.access.log"
+        return self.site().access_log
 
-    def http_block(self) -> str:
-        return "    include site.conf;\n"
+    def config(self) -> str:
+        return self.site().main()
 
     def write_files(self) -> None:
-        super().write_files()
-        (self.workdir / "log").mkdir(exist_ok=True)
-        included = self.workdir / "chat"
-        if not included.exists():
-            included.symlink_to(DEPLOY_NGINX, target_is_directory=True)
-        cert_file, key_file = self_signed_certificate(self.workdir, "chat.example.com")
-        site = (DEPLOY_NGINX / "chat.conf").read_text()
-        machine_specific = {
-            "listen 80;": f"listen {HOST}:{self.port};",
-            "listen 443 ": f"listen {HOST}:{self.https_port} ",
-            "127.0.0.1:8001 ": f"{HOST}:{self.upstream.port} ",
-            "127.0.0.1:8002 ": f"{HOST}:{self.upstream.port} ",
-            "/etc/ssl/chat/fullchain.pem": str(cert_file),
-            "/etc/ssl/chat/privkey.pem": str(key_file),
-            "/var/log/nginx/": f"{self.workdir}/log/",
-        }
-        for shipped, replacement in machine_specific.items():
-            if shipped not in site:
-                raise ServiceError(f"chat.conf no longer contains {shipped!r}; update SiteNginx")
-            site = site.replace(shipped, replacement)
-        (self.workdir / "site.conf").write_text(site)
+        try:
+            self.site().write()
+        except StackError as exc:
+            raise ServiceError(str(exc)) from None

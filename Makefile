@@ -29,7 +29,7 @@ help:
 	@echo "make format - ruff format and ruff check --fix"
 	@echo "make asyncapi - regenerate docs/asyncapi.json from the protocol code (after changing a frame)"
 	@echo "make openapi - regenerate docs/openapi.yaml from the REST views (after changing an endpoint)"
-	@echo "make bench  - connection storm and fan-out benchmarks against real redis-server and daphne"
+	@echo "make bench  - the project against the Channels tutorial and a bare relay (docs/benchmarks.md)"
 
 $(PY):
 	@if [ -z "$(PYTHON)" ]; then \
@@ -105,15 +105,22 @@ format: $(VENV)/.installed-dev
 test: $(VENV)/.installed-dev system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Numbers, not pass/fail: see bench/run.py for the options of each benchmark.
+# Numbers, not pass/fail: the project against the Channels tutorial chat (both channels-redis
+# layers) and a bare websockets relay on this machine, 3 rounds (about 20 minutes); writes
+# docs/benchmarks.md and its chart. BENCH_ARGS="--quick" for a look; options in bench/compare.py.
 bench: $(VENV)/.installed-dev system-deps
-	$(PY) -m bench.run storm
-	$(PY) -m bench.run fanout
+	$(PY) -m bench.compare $(BENCH_ARGS)
 
 # The AsyncAPI document is generated from realtime/protocol.py and realtime/frames.py;
 # tests/realtime/test_asyncapi.py fails until it is regenerated after a protocol change.
 asyncapi: $(VENV)/.installed-run
 	$(PY) manage.py asyncapi --output docs/asyncapi.json
+
+# The OpenAPI schema of the REST API is generated from the views and serializers (drf-spectacular,
+# config/openapi.py) and served at /api/schema/ and /api/docs/; tests/config/test_openapi.py
+# fails until it is regenerated after an API change, or while the generator warns.
+openapi: $(VENV)/.installed-run
+	$(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""No HTTP views: the tutorial's page is irrelevant to the benchmark (HTTP answers 404)."""
+
+urlpatterns: list = []

@@ -91,7 +91,6 @@ class Stack:
             ALLOWED_HOSTS="127.0.0.1,localhost",
             REDIS_URL=self.redis.url,
             DATABASE_URL=self.postgres.url,
-            DATABASE_CONN_MAX_AGE="60",
             # TLS ends at nginx in production; the bench speaks plain HTTP on loopback.
             SECURE_SSL_REDIRECT="false",
             # Browsers only; the bench is a native client (header auth, no Origin).

@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP goes to Django, WebSockets through the realtime stack.
 
 The WebSocket stack reads top to bottom, each layer refusing what it must before the next:
-origin allow-list -> token authentication -> URL router -> ChatConsumer.
+handshake admission (a bounded number at a time, in order) -> origin allow-list -> token
+authentication -> URL router -> ChatConsumer.
 """
 
 import os
@@ -17,6 +18,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from realtime.admission import HandshakeAdmissionMiddleware  # noqa: E402
 from realtime.middleware import TokenAuthMiddleware  # noqa: E402
 from realtime.origin import OriginAllowListMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -27,9 +29,11 @@ application = ProtocolTypeRouter(
         "http": (
             ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
         ),
-        "websocket": OriginAllowListMiddleware(
-            TokenAuthMiddleware(
-                URLRouter(websocket_urlpatterns),
+        "websocket": HandshakeAdmissionMiddleware(
+            OriginAllowListMiddleware(
+                TokenAuthMiddleware(
+                    URLRouter(websocket_urlpatterns),
+                )
             )
         ),
     }

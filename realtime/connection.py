@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from pydantic import BaseModel
 
@@ -23,6 +23,7 @@ from config.backends import BACKEND_ERRORS
 from realtime import frames, groups, protocol
 from realtime.conf import realtime_settings
 from realtime.connections import Admission, Slot
+from realtime.db import in_thread
 from realtime.handshake import client_address, header, select_subprotocol
 from realtime.local import local_sockets
 from realtime.middleware import Grant, HandshakeRefused, grant_for_access_token
@@ -53,7 +54,7 @@ class Connection(AsyncJsonWebsocketConsumer):
             )
             await self._abort(CloseCode.TRY_AGAIN_LATER)
             if getattr(self, "accepted", False):
-                self._forget()
+                self.forget()
                 self._log_disconnect(CloseCode.TRY_AGAIN_LATER)
 
     # --- Lifecycle -----------------------------------------------------------------------------
@@ -87,7 +88,7 @@ class Connection(AsyncJsonWebsocketConsumer):
                     groups.user_group(self.user.pk), self.channel_name
                 )
             except BACKEND_ERRORS:
-                self._forget()
+                self.forget()
                 await self._release_slot()
                 raise
         except BACKEND_ERRORS as exc:
@@ -132,14 +133,14 @@ class Connection(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if not self.accepted:
             return
-        admitted = self._forget()
+        admitted = self.forget()
         if admitted:
             await self._discard(groups.user_group(self.user.pk))
             await self.leave_rooms()
             await self._release_slot()
         self._log_disconnect(code)
 
-    def _forget(self) -> bool:
+    def forget(self) -> bool:
         """Stop the expiry timer and leave the local registry; False if never admitted."""
         if self.expiry is not None:
             self.expiry.cancel()
@@ -191,6 +192,16 @@ class Connection(AsyncJsonWebsocketConsumer):
                 type(exc).__name__,
             )
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """channels' dispatch without its `aclose_old_connections()`: channels 4.3 runs
+        close_old_connections in a thread before every handler, a thread hop for every frame
+        and every group event. Every ORM call here runs through realtime.db.in_thread, which
+        closes old connections around itself in the thread that uses them."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def leave_rooms(self) -> None:
         """Leave every room (the socket is closing)."""
         raise NotImplementedError
@@ -201,6 +212,11 @@ class Connection(AsyncJsonWebsocketConsumer):
     async def restore(self) -> None:
         """Rejoin every group after Redis lost them (realtime.local)."""
         raise NotImplementedError
+
+    async def abort_unavailable(self) -> None:
+        """The channel layer is down past a blip (realtime.local logs it once): close with
+        4013; the disconnect line names the code."""
+        await self._abort(CloseCode.TRY_AGAIN_LATER)
 
     # --- Session lifetime ----------------------------------------------------------------------
 
@@ -227,9 +243,7 @@ class Connection(AsyncJsonWebsocketConsumer):
     async def handle_refresh(self, frame: protocol.Refresh) -> None:
         """Extend the socket's life with a new access token of the same user."""
         try:
-            grant = await database_sync_to_async(grant_for_access_token)(
-                frame.token, self.grant.method
-            )
+            grant = await in_thread(grant_for_access_token)(frame.token, self.grant.method)
         except HandshakeRefused as refusal:
             security_logger.warning(
                 "ws refresh refused reason=%s user=%s conn=%s",

@@ -17,18 +17,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from config.backends import BACKEND_ERRORS
 from realtime import frames, groups, protocol, selectors, services
 from realtime.conf import realtime_settings
 from realtime.connection import Connection, connection_logger, protocol_logger
+from realtime.db import in_thread
 from realtime.exceptions import ClientIdReused, RoomForbidden, RoomNotFound, SessionEnded
 from realtime.feeds import Arrival, Feed, Feeds
 from realtime.local import local_sockets
 from realtime.presence import Entry
 from realtime.protocol import CloseCode, ErrorCode, ProtocolError
 from realtime.ratelimit import Verdict
+from realtime.writer import frame_writer
 
 
 class ChatConsumer(Connection):
@@ -37,7 +37,43 @@ class ChatConsumer(Connection):
         # Held while messages are sent from the database (gap fills, catch-up after a Redis
         # reset), so that no live message of the room overtakes them.
         self.delivering = asyncio.Lock()
+        self._listen()
         await super().connect()
+
+    def _listen(self) -> None:
+        """Take this socket's room traffic straight from the channel layer when it can
+        (realtime.layers, realtime.writer): no queue, no task switch, no coroutine."""
+        listen = getattr(self.channel_layer, "listen", None)
+        self.write = frame_writer(self.base_send)
+        if listen is not None and self.write is not None:
+            listen(self.channel_name, self._on_group_message)
+
+    def forget(self) -> bool:
+        unlisten = getattr(self.channel_layer, "unlisten", None)
+        if unlisten is not None:
+            unlisten(self.channel_name)
+        return super().forget()
+
+    def _on_group_message(self, event: dict[str, Any]) -> bool:
+        """Handle a group event at once if that keeps every promise; False queues it for
+        the consumer's loop (anything out of order, anything needing the database)."""
+        if self.closing:
+            return True
+        kind = event.get("type")
+        feed = self.feeds.by_id(event.get("room_id"))
+        if kind in (groups.PRESENCE, groups.TYPING):
+            if feed is not None and event["user_id"] != self.user.pk:
+                self.write(event["text"])
+            return True
+        if kind != groups.CHAT_MESSAGE or feed is None or self.delivering.locked():
+            return False
+        arrival = feed.classify(event["seq"])
+        if arrival is Arrival.AFTER_GAP:
+            return False
+        if arrival is Arrival.NEXT:
+            feed.delivered = event["seq"]
+            self.write(event["text"])
+        return True
 
     async def leave_rooms(self) -> None:
         for feed in self.feeds:
@@ -129,7 +165,7 @@ class ChatConsumer(Connection):
                 ErrorCode.TOO_MANY_ROOMS, "Leave a room before joining another.", frame.ref
             )
         try:
-            room = await database_sync_to_async(selectors.room_get_readable)(
+            room = await in_thread(selectors.room_get_readable)(
                 user=self.user, slug=frame.room, session_id=self.grant.session_id
             )
         except (RoomNotFound, RoomForbidden) as exc:
@@ -143,7 +179,7 @@ class ChatConsumer(Connection):
         # and one in both is dropped by its seq (chat_message).
         await self.channel_layer.group_add(groups.room_group(room.pk), self.channel_name)
         async with self.delivering:
-            catch_up = await database_sync_to_async(selectors.room_catch_up)(
+            catch_up = await in_thread(selectors.room_catch_up)(
                 room=room, since=since, limit=limits.HISTORY_LIMIT
             )
             history, truncated = frames.fit_history(catch_up.messages, limits.HISTORY_MAX_BYTES)
@@ -178,7 +214,7 @@ class ChatConsumer(Connection):
                 ErrorCode.NOT_JOINED, "Join the room before sending to it.", frame.ref
             )
         try:
-            posted = await database_sync_to_async(services.message_post)(
+            posted = await in_thread(services.message_post)(
                 author=self.user,
                 session_id=self.grant.session_id,
                 slug=frame.room,
@@ -257,7 +293,7 @@ class ChatConsumer(Connection):
 
     async def _send_stored(self, feed: Feed, upto: int) -> None:
         """Send the room's messages after feed.delivered up to `upto` from the database."""
-        for payload in await database_sync_to_async(selectors.message_range)(
+        for payload in await in_thread(selectors.message_range)(
             room_id=feed.room_id, after=feed.delivered, upto=upto, slug=feed.slug
         ):
             await self.send(text_data=frames.encode(frames.message(payload)))
@@ -267,7 +303,7 @@ class ChatConsumer(Connection):
     async def _catch_up(self, feed: Feed) -> None:
         """Send whatever the room stored after this socket's last message."""
         async with self.delivering:
-            latest = await database_sync_to_async(selectors.room_latest_seq)(room_id=feed.room_id)
+            latest = await in_thread(selectors.room_latest_seq)(room_id=feed.room_id)
             if latest > feed.delivered:
                 await self._send_stored(feed, latest)
 
@@ -322,7 +358,7 @@ class ChatConsumer(Connection):
         if feed is None:
             return
         try:
-            await database_sync_to_async(selectors.room_get_readable)(
+            await in_thread(selectors.room_get_readable)(
                 user=self.user, slug=feed.slug, session_id=self.grant.session_id
             )
         except RoomNotFound:

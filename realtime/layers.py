@@ -1,59 +1,263 @@
-"""The Redis channel layer with a bounded, blocking connection pool, timeouts and reconnects.
+"""The channel layer: channels-redis's pub/sub layer, with a bounded pool, reconnects that the
+sockets hear about, and delivery straight to the sockets that want it (docs/benchmarks.md).
 
-channels-redis 4.3 builds a plain redis-py ConnectionPool per event loop and passes no limit;
-redis-py 8 caps an asyncio pool at 100 connections and raises MaxConnectionsError past that,
-so a burst of a few hundred handshakes fails with HTTP 500. A BlockingConnectionPool makes
-the burst queue for a connection for up to `pool_timeout` seconds instead, and the socket
-timeouts turn a hung Redis into an error the consumer answers (1013) instead of a hang.
+Why the pub/sub layer. channels-redis's core RedisChannelLayer costs three Redis round trips
+per group_send (expire old members, read every member, a Lua script writing one entry per
+receiving process) and drains each process's inbox through one receive loop behind a lock.
+The pub/sub layer publishes once per group_send; each process subscribes once to each group
+its sockets are in and hands each message to them in memory. Pub/sub is at-most-once: what is
+published while a process is disconnected from Redis is lost. Nothing depends on it:
+messages carry their room's seq, every socket fills holes from the database
+(realtime.feeds), and after a reconnect every socket catches up (`notify_reconnect`).
 
-A pool built this way also has no retry policy, so after Redis restarts every idle pooled
-connection fails its next command ("Connection closed by server") and the socket that drew
-it is closed with 1013 although Redis is back. A command that fails with a connection error
-is therefore retried once, at once, on a fresh connection; timeouts are not retried, so a
-hung Redis still fails within `socket_timeout`.
+What this adds to channels-redis's layer (4.3):
+
+* Direct delivery. A consumer may `listen(channel, callback)`: a group message for that
+  channel is decoded once per process (not once per socket) and handed to the callback
+  synchronously; the callback takes what it can handle at once (a chat message in order)
+  and returns False for the rest, which goes through the channel's queue as usual.
+* Bounded queues. A channel's queue holds `capacity` messages; past that a message is
+  dropped and logged, as the core layer does (a hole the receiving socket fills by seq).
+* A bounded, blocking pool with timeouts for the publishing connection (redis-py 8 caps an
+  asyncio pool at 100 connections and raises past that).
+* `notify_outage` callbacks, run when the subscription connection has been down for
+  `outage_grace` seconds, and `notify_reconnect` callbacks, run when it comes back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
-from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close, create_pool
+from redis import asyncio as aioredis
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+logger = logging.getLogger("realtime.connection")
 
-class PooledRedisChannelLayer(RedisChannelLayer):
+# A group message handed to a listener; True if it took it, False to queue it instead.
+Listener = Callable[[dict[str, Any]], bool]
+
+# How long the subscription loop waits for a message before looking again (channels-redis's).
+RECEIVE_POLL_SECONDS = 0.1
+# Between attempts while Redis is down: quick enough to notice it is back within a second.
+RECONNECT_PAUSE_SECONDS = 0.5
+
+
+class ChatPubSub(PubSub):
+    """redis-py's PubSub, telling its owner when it reconnected.
+
+    redis-py reconnects a subscription connection by itself (and subscribes every channel
+    again) when a read fails and Redis answers at once, as after a quick restart: no error
+    reaches the receive loop, yet whatever was published in between was lost.
+    """
+
+    def __init__(self, *args: Any, on_reconnect: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_reconnect = on_reconnect
+
+    async def on_connect(self, connection: Any) -> None:
+        # Called by the connection on every connect after the first (registered after it).
+        await super().on_connect(connection)
+        self._on_reconnect()
+
+
+class ChatShardConnection(RedisSingleShardConnection):
+    def __init__(self, host: dict[str, Any], channel_layer: ChatLoopLayer) -> None:
+        super().__init__(host, channel_layer)
+        self.failing_since: float | None = None
+        self.outage_told = False
+
+    def _ensure_redis(self) -> None:
+        if self._redis is None:
+            layer: ChatLoopLayer = self.channel_layer
+            self._redis = aioredis.Redis(connection_pool=layer.create_pool(self.host))
+            self._pubsub = ChatPubSub(self._redis.connection_pool, on_reconnect=self._reconnected)
+
+    async def _do_receiving(self) -> None:
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=RECEIVE_POLL_SECONDS
+                    )
+                    if self.failing_since is not None:
+                        # get_message reconnected and resubscribed every channel by itself
+                        # (redis-py's PubSub.on_connect); what was published meanwhile is lost.
+                        self._recovered()
+                    self._receive_message(message)
+                else:
+                    await asyncio.sleep(RECEIVE_POLL_SECONDS)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                now = time.monotonic()
+                if self.failing_since is None:
+                    self.failing_since = now
+                    self.outage_told = False
+                    logger.warning("channel layer subscription lost error=%s", type(exc).__name__)
+                layer: ChatLoopLayer = self.channel_layer
+                if not self.outage_told and now - self.failing_since >= layer.outage_grace:
+                    # Past a blip (a restart takes well under the grace): the sockets cannot
+                    # hear their rooms, so they are told to come back later (4013).
+                    self.outage_told = True
+                    for callback in list(layer.outage_callbacks):
+                        callback()
+                await asyncio.sleep(RECONNECT_PAUSE_SECONDS)
+
+    def _reconnected(self) -> None:
+        """The subscription connection reconnected, whether or not a failure surfaced."""
+        if self.failing_since is None:
+            logger.warning("channel layer subscription lost and reconnected at once")
+            self._run_reconnect_callbacks()
+            return
+        self._recovered()
+
+    def _recovered(self) -> None:
+        down = time.monotonic() - (self.failing_since or time.monotonic())
+        self.failing_since = None
+        logger.warning("channel layer subscription back after %.1fs", down)
+        self._run_reconnect_callbacks()
+
+    def _run_reconnect_callbacks(self) -> None:
+        layer: ChatLoopLayer = self.channel_layer
+        for callback in list(layer.reconnect_callbacks):
+            callback()
+
+    def _receive_message(self, message: dict[str, Any] | None) -> None:
+        if message is None:
+            return
+        layer: ChatLoopLayer = self.channel_layer
+        name, data = message["channel"], message["data"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        if name in layer.channels:
+            layer.enqueue(name, data)
+            return
+        members = layer.groups.get(name)
+        if not members:
+            return
+        decoded: dict[str, Any] | None = None
+        for channel in list(members):
+            listener = layer.listeners.get(channel)
+            if listener is not None:
+                if decoded is None:
+                    # Once per process, however many sockets it has in the group.
+                    decoded = layer.channel_layer.deserialize(data)
+                if listener(decoded):
+                    continue
+            layer.enqueue(channel, data)
+
+
+class ChatLoopLayer(RedisPubSubLoopLayer):
     def __init__(
         self,
-        *,
+        *args: Any,
+        capacity: int = 1000,
         pool_max_connections: int = 100,
         pool_timeout: float = 5,
         socket_connect_timeout: float = 2,
-        socket_timeout: float = 10,
+        socket_timeout: float = 5,
+        outage_grace: float = 3,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if socket_timeout <= self.brpop_timeout:
-            raise ValueError(
-                f"socket_timeout ({socket_timeout}s) must exceed the layer's blocking receive "
-                f"({self.brpop_timeout}s), or every idle receive fails with a timeout."
-            )
+        super().__init__(*args, **kwargs)
+        self.capacity = capacity
         self.pool_options = {
             "max_connections": pool_max_connections,
             "timeout": pool_timeout,
             "socket_connect_timeout": socket_connect_timeout,
             "socket_timeout": socket_timeout,
             # One immediate retry replaces a connection Redis closed while it sat in the pool.
-            # No backoff and no second retry: with Redis really down the retry is refused at
-            # once, and every socket waiting on the layer's (serialized) receive loop is told
-            # 1013 in well under a second instead of seconds apiece.
             "retry": Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
         }
+        self.listeners: dict[str, Listener] = {}
+        self.reconnect_callbacks: set[Callable[[], None]] = set()
+        self.outage_grace = outage_grace
+        self.outage_callbacks: set[Callable[[], None]] = set()
+        self._shards = [ChatShardConnection(shard.host, self) for shard in self._shards]
 
-    def create_pool(self, index: int) -> BlockingConnectionPool:
-        host = dict(self.hosts[index])
-        if "address" not in host:
-            raise ValueError("PooledRedisChannelLayer takes hosts as redis:// URLs.")
-        return BlockingConnectionPool.from_url(host.pop("address"), **host, **self.pool_options)
+    def create_pool(self, host: dict[str, Any]) -> Any:
+        """A blocking pool for a redis:// or rediss:// URL; Sentinel hosts as channels-redis
+        builds them."""
+        host = dict(host)
+        address = host.pop("address", None)
+        if address is None:
+            return create_pool(host)
+        return BlockingConnectionPool.from_url(address, **host, **self.pool_options)
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A channel of this process only: its queue, with no Redis subscription.
+
+        channels-redis subscribes every socket's channel in Redis (a SUBSCRIBE per handshake,
+        a handshake that fails with Redis down before it can be told why). This product never
+        sends to one socket's channel from elsewhere: events reach sockets through groups
+        (a user's own group included). A `send` to a channel of this process is delivered
+        here; a specific channel of another process cannot be reached.
+        """
+        channel = f"{self.prefix}{prefix}{uuid.uuid4().hex}"
+        self.channels[channel] = asyncio.Queue()
+        return channel
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        if channel in self.channels:
+            self.enqueue(channel, self.channel_layer.serialize(message))
+            return
+        await super().send(channel, message)
+
+    def enqueue(self, channel: str, data: bytes) -> None:
+        queue = self.channels.get(channel)
+        if queue is None:
+            return
+        if queue.qsize() >= self.capacity:
+            # The core layer's behaviour: drop, and say so. A socket fills the hole by seq.
+            logger.warning("channel layer queue full, message dropped channel=%s", channel)
+            return
+        queue.put_nowait(data)
+
+    def listen(self, channel: str, listener: Listener) -> None:
+        """Hand `channel`'s group messages to `listener` first (see the module docstring)."""
+        self.listeners[channel] = listener
+
+    def unlisten(self, channel: str) -> None:
+        self.listeners.pop(channel, None)
+
+    def notify_reconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run `callback` whenever the subscriptions come back after a failure; returns a
+        function that unregisters it."""
+        self.reconnect_callbacks.add(callback)
+        return lambda: self.reconnect_callbacks.discard(callback)
+
+    def notify_outage(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run `callback` when the subscriptions have been down for `outage_grace` seconds
+        (once per outage); returns a function that unregisters it."""
+        self.outage_callbacks.add(callback)
+        return lambda: self.outage_callbacks.discard(callback)
+
+
+class ChatChannelLayer(RedisPubSubChannelLayer):
+    """RedisPubSubChannelLayer whose per-loop layer is ChatLoopLayer."""
+
+    def _get_layer(self) -> ChatLoopLayer:
+        loop = asyncio.get_running_loop()
+        try:
+            return self._layers[loop]
+        except KeyError:
+            layer = self._layers[loop] = ChatLoopLayer(
+                *self._args, **self._kwargs, channel_layer=self
+            )
+            _wrap_close(self, loop)
+            return layer

@@ -3,16 +3,19 @@
 With Redis, one background task per process (per event loop) does two things every
 REDIS_CHECK_SECONDS:
 
-* It checks that Redis still holds what this process wrote to it. channels-redis keeps group
-  membership in Redis only, so a Redis restart, failover or flush silently empties every
-  group, and the sockets in them would stay open but deaf. The process keeps a random
-  "epoch" key in Redis; when the key is gone or changed, Redis lost its data, and every
-  socket of the process is told to restore itself (rejoin its groups, retake its connection
-  slot) or, if Redis refuses, to close with 4013 so that its client reconnects.
+* It checks that Redis still holds what this process wrote to it: connection slots and
+  presence entries live there, and a Redis restart, failover or flush empties it silently.
+  The process keeps a random "epoch" key in Redis; when the key is gone or changed, Redis
+  lost its data, and every socket of the process restores itself: it rejoins its groups,
+  catches up on what its rooms said meanwhile, and its slot and presence are written again;
+  if Redis refuses, the socket is closed with 4013 so that its client reconnects.
 * Every third of CONNECTION_TTL_SECONDS (or of PRESENCE_TTL_SECONDS, if shorter) it renews
   its sockets' connection slots (realtime.connections) and presence entries
   (realtime.presence), so that those of a killed process expire, and ends the presence of
   users whose entries expired in the rooms its sockets are in.
+
+The same restore runs when the channel layer's subscriptions come back after losing their
+connection (realtime.layers): whatever was published meanwhile never arrived.
 
 Without Redis (one process, in-memory layer) nothing can be lost and there is no task.
 """
@@ -25,6 +28,7 @@ import secrets
 import weakref
 from typing import Protocol
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from config.backends import BACKEND_ERRORS
@@ -50,6 +54,9 @@ class LocalSocket(Protocol):
     async def restore(self) -> None:
         """Rejoin every group after Redis lost them; close with 4013 if that fails."""
 
+    async def abort_unavailable(self) -> None:
+        """Close with 4013: the realtime backends are unavailable."""
+
 
 class LocalSockets:
     def __init__(self) -> None:
@@ -58,6 +65,8 @@ class LocalSockets:
         self.presence: PresenceStore = presence_store()
         self.epoch: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._restoring: asyncio.Future[None] | None = None
+        self._closing: asyncio.Future[list[None]] | None = None
         self._redis_failing = False
 
     async def add(self, socket: LocalSocket) -> None:
@@ -67,6 +76,24 @@ class LocalSockets:
         self.sockets.add(socket)
         if settings.REDIS_URL and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._upkeep())
+            layer = get_channel_layer()
+            if hasattr(layer, "notify_reconnect"):
+                layer.notify_reconnect(self._after_reconnect)
+                layer.notify_outage(self._after_outage)
+
+    def _after_reconnect(self) -> None:
+        """The channel layer's subscriptions are back after a failure: what was published
+        meanwhile never arrived, so every socket catches up (and rejoins, harmlessly)."""
+        self._restoring = asyncio.ensure_future(self.restore_all())
+
+    def _after_outage(self) -> None:
+        """The channel layer's subscriptions are down past a blip: no socket here can hear
+        its rooms, so each is closed with 4013 and its client resumes once Redis is back."""
+        sockets = list(self.sockets)
+        logger.warning("channel layer down: closing %d sockets with 4013", len(sockets))
+        self._closing = asyncio.ensure_future(
+            asyncio.gather(*(socket.abort_unavailable() for socket in sockets))
+        )
 
     def discard(self, socket: LocalSocket) -> None:
         self.sockets.discard(socket)
@@ -88,7 +115,7 @@ class LocalSockets:
 
     async def restore_all(self) -> None:
         sockets = list(self.sockets)
-        logger.warning("redis lost its data: restoring %d sockets", len(sockets))
+        logger.warning("redis lost its data or the connection: restoring %d sockets", len(sockets))
         gate = asyncio.Semaphore(RESTORE_CONCURRENCY)
 
         async def restore(socket: LocalSocket) -> None:

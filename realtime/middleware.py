@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
@@ -34,6 +33,7 @@ from accounts.authentication import session_of
 from accounts.models import User
 from config.backends import BACKEND_ERRORS
 from realtime import tickets
+from realtime.db import in_thread
 from realtime.handshake import client_address, header, refuse
 from realtime.protocol import CloseCode
 
@@ -157,7 +157,7 @@ def grant_for_ticket(ticket: str) -> Grant:
     return _grant(claims, "ticket")
 
 
-@database_sync_to_async
+@in_thread
 def authenticate(credential: Credential) -> Grant:
     """The grant a credential proves; raise HandshakeRefused."""
     try:

@@ -35,7 +35,7 @@ class CloseCode(IntEnum):
     RATE_LIMITED = 4008  # kept flooding after rate_limited errors
     TOO_MANY_CONNECTIONS = 4009  # the user or the address is at its socket cap
     SLOW_CLIENT = 4010  # stopped reading: unsent output passed its bound (manage.py serve)
-    TRY_AGAIN_LATER = 4013  # Redis or the database failed
+    TRY_AGAIN_LATER = 4013  # Redis or the database failed, or too busy now
     # 4100-4199: credentials; refresh the access token (or sign in), then reconnect.
     UNAUTHENTICATED = 4101  # no, invalid or expired credentials at the handshake
     TOKEN_EXPIRED = 4102  # the socket outlived its access token and got no `refresh`

@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 # Each command is short; a handful of connections serve thousands of sockets' upkeep.
-POOL_SIZE = 20
+POOL_SIZE = 50
 # A hung Redis must fail a handshake well inside daphne's 5-second handshake timeout.
 TIMEOUT_SECONDS = 2.0
 

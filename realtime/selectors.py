@@ -33,11 +33,12 @@ def room_get_readable(*, user: User, slug: str, session_id: str | None = None) -
     )
     if session_id is not None:
         rooms = rooms.annotate(session_open=Exists(_open_session(user, session_id)))
-    room = rooms.first()
-    if room is None:
+    try:
+        room = rooms.get()
+    except Room.DoesNotExist:
         if session_id is not None and not _open_session(user, session_id).exists():
-            raise _session_ended(user)
-        raise RoomNotFound(slug)
+            raise _session_ended(user) from None
+        raise RoomNotFound(slug) from None
     if session_id is not None and not room.session_open:
         raise _session_ended(user)
     if room.is_private and not room.is_member:
@@ -110,7 +111,7 @@ def room_catch_up(*, room: Room, since: int | None, limit: int) -> CatchUp:
     Every message up to the returned seq was committed when it was read: seqs are taken in
     commit order (services.message_post), so none can still appear below it.
     """
-    latest = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).first() or 0
+    latest = room_latest_seq(room_id=room.pk)
     page: list[Message] | None = None
     if since is not None and 0 <= since <= latest:
         page = message_history(room=room, limit=limit + 1, after=since)
@@ -138,4 +139,5 @@ def message_range(*, room_id: int, after: int, upto: int, slug: str) -> list[dic
 
 def room_latest_seq(*, room_id: int) -> int:
     """The seq of the room's newest message (0 when empty or gone)."""
-    return Room.objects.filter(pk=room_id).values_list("last_seq", flat=True).first() or 0
+    seqs = Room.objects.filter(pk=room_id).order_by().values_list("last_seq", flat=True)
+    return next(iter(seqs), 0)

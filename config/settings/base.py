@@ -87,6 +87,37 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A pool per process (psycopg_pool): the sockets' ORM calls run on a few threads and
+    # each takes a connection for the length of one call, so opening one per call (the
+    # default) would cost a PostgreSQL backend start per message. DATABASE_POOL_MAX_SIZE=0
+    # turns the pool off (for PgBouncer in transaction mode, or DATABASE_CONN_MAX_AGE).
+    _pool_max = env.int("DATABASE_POOL_MAX_SIZE", 20)
+    if _pool_max > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(env.int("DATABASE_POOL_MIN_SIZE", 2), _pool_max),
+            "max_size": _pool_max,
+            # A call that waits longer than this for a connection fails as the database
+            # being unavailable (4013 at a handshake, `unavailable` for a frame, /healthz
+            # 503): under daphne's 5 s handshake timeout, so the client learns the reason.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", 3.0),
+        }
+# Handshakes a process works on at once (realtime.admission); the rest wait their turn in
+# arrival order, so a reconnect wave is served first come first served instead of all late.
+WS_HANDSHAKES_AT_ONCE = env.int("WS_HANDSHAKES_AT_ONCE", 32)
+# How long `manage.py serve` lets a handshake take, from the TCP connection to the accept,
+# before daphne drops it (daphne's own default is 5 s); and how long one may wait for its
+# turn before it is closed with 4013 instead, leaving time for its own work. Under plain
+# daphne, pass the same --websocket_connect_timeout.
+WS_HANDSHAKE_TIMEOUT_SECONDS = env.int("WS_HANDSHAKE_TIMEOUT_SECONDS", 10)
+WS_HANDSHAKE_QUEUE_SECONDS = max(1, WS_HANDSHAKE_TIMEOUT_SECONDS - 2)
+# Threads per process that run the sockets' database calls (realtime.db): they mostly wait
+# for the database, so more than the CPUs; no more than the pool holds, so none waits for a
+# connection.
+DATABASE_THREADS = env.int("DATABASE_THREADS", 16)
+if "pool" in DATABASES["default"].get("OPTIONS", {}):
+    DATABASE_THREADS = min(DATABASE_THREADS, DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several daphne processes may share one SQLite file: WAL lets readers run beside the
     # writer, IMMEDIATE takes the write lock up front instead of failing mid-transaction,
@@ -108,26 +139,24 @@ CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", 1000)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "realtime.layers.PooledRedisChannelLayer",
+            # channels-redis's pub/sub layer: one PUBLISH per group_send, local fan-out, and
+            # delivery straight to the sockets (realtime.layers, docs/benchmarks.md).
+            "BACKEND": "realtime.layers.ChatChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": REDIS_KEY_PREFIX,
-                # Messages waiting for a consumer expire after a minute; a consumer that far
-                # behind has been disconnected and will reload history on rejoin.
-                "expiry": 60,
-                # Group membership outlives the longest connection daphne allows (one day).
-                "group_expiry": 86400,
-                # Messages queued per process (in Redis) and per socket (in memory) before
-                # channels-redis drops new ones; 100 by default, which a burst to one busy
-                # room overflows. A socket that falls 1000 messages behind is lost anyway.
+                # Group messages queued per socket before the layer drops new ones (and the
+                # socket fills the hole by seq). A socket 1000 behind is lost anyway.
                 "capacity": CHANNEL_LAYER_CAPACITY,
                 # redis-py 8 caps an asyncio pool at 100 connections and *raises* past that.
-                # A blocking pool makes a burst of handshakes queue for a connection instead.
+                # A blocking pool makes a burst queue for a connection instead.
                 "pool_max_connections": env.int("REDIS_POOL_MAX_CONNECTIONS", 100),
                 "pool_timeout": env.int("REDIS_POOL_TIMEOUT", 5),
                 "socket_connect_timeout": 2,
-                # Must exceed channels-redis's 5 s BZPOPMIN wait or idle receives time out.
-                "socket_timeout": 10,
+                "socket_timeout": 5,
+                # Sockets stay open through a shorter loss of the subscription connection (a
+                # Redis restart) and catch up after it; past it they are closed with 4013.
+                "outage_grace": env.float("REDIS_OUTAGE_GRACE_SECONDS", 3.0),
             },
         }
     }

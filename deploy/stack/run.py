@@ -66,9 +66,8 @@ CERTIFICATE_NAMES = ("localhost", HOST)
 # The self-signed certificate is kept between runs (so a browser's exception for it holds),
 # and replaced when it has less than a day left.
 CERTIFICATE_DAYS = 365
-# Persistent database connections, as deploy/env.example runs them: with 0, every query
-# opens a new PostgreSQL connection, and a burst of handshakes misses daphne's 5 s timeout.
-CONN_MAX_AGE = "60"
+# PostgreSQL connections pooled per daphne process, as deploy/env.example sets them.
+POOL_MAX_SIZE = "20"
 
 
 @dataclass(frozen=True)
@@ -301,7 +300,7 @@ class Stack:
             WS_ALLOWED_ORIGINS=origins,
             REDIS_URL=redis_url,
             DATABASE_URL=postgres.url,
-            DATABASE_CONN_MAX_AGE=CONN_MAX_AGE,
+            DATABASE_POOL_MAX_SIZE=POOL_MAX_SIZE,
             STATIC_ROOT=str(self.static_root),
             VAR_DIR=str(self.dir),
             LOG_FILE=str(self.log_dir / "realtime-manage.log"),

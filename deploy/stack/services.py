@@ -47,7 +47,7 @@ SYSTEM_USER = "postgres"
 ADMIN_USER = "postgres"
 APP_USER = "chat"
 DATABASE = "chat"
-# Two daphne processes, each holding a connection per worker thread (DATABASE_CONN_MAX_AGE).
+# Two daphne processes, each pooling up to DATABASE_POOL_MAX_SIZE (20) connections.
 MAX_CONNECTIONS = 200
 
 _NO_POSTGRES = (

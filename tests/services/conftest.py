@@ -32,9 +32,6 @@ Process = PostgresServer | RedisServer | Server | Nginx
 
 _started: list[Process] = []
 
-# DATABASE_CONN_MAX_AGE of deploy/env.example.
-DEPLOYED_CONN_MAX_AGE = "60"
-
 
 def _stop(process: Process) -> None:
     # A PostgreSQL server also owns a data directory outside pytest's tmp: remove it too.
@@ -124,10 +121,9 @@ def server_env(services_dir: Path, postgres_server: PostgresServer) -> dict[str,
     """What every server of the run shares: key, database (migrated, on `postgres_server`),
     origins, generous throttles."""
     try:
-        env = migrated_environment(services_dir, postgres_server.url)
-        # Persistent connections (checked before reuse), as deploy/env.example runs them: a
-        # new connection per query costs PostgreSQL a fork and a SCRAM exchange.
-        return dict(env, DATABASE_CONN_MAX_AGE=DEPLOYED_CONN_MAX_AGE)
+        # Each server pools its PostgreSQL connections, checked before each use, as
+        # deployed (DATABASE_POOL_MAX_SIZE).
+        return migrated_environment(services_dir, postgres_server.url)
     except ServiceError as exc:
         pytest.fail(str(exc), pytrace=False)
 

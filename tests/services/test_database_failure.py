@@ -2,8 +2,8 @@
 
 The outage is real: the test's own PostgreSQL server is shut down (fast shutdown, as
 `pg_ctl stop -m fast` does: open sessions are ended) and started again on the same port with
-the same data. Meanwhile new connections are refused, and the persistent ones the server
-held (DATABASE_CONN_MAX_AGE as deployed, with health checks) are dead. Handshakes then close
+the same data. Meanwhile new connections are refused, and the ones the server's pool held
+(checked before each use, as deployed) are dead. Handshakes then close
 with CloseCode.TRY_AGAIN_LATER, frames on open sockets get `unavailable`, /healthz answers
 503, and the restarted server restores service without restarting daphne. It runs under
 `manage.py serve` and under plain daphne alike.

@@ -1,4 +1,10 @@
-"""Redis goes away and comes back under a live daphne: documented answers, then recovery."""
+"""Redis goes away and comes back under a live daphne: documented answers, then recovery.
+
+Two cases. Down past REDIS_OUTAGE_GRACE_SECONDS: every socket is closed with 4013 (it cannot
+hear its rooms), handshakes are refused with 4013, and all is served again once Redis is
+back. Down for less (a restart): the sockets stay open, and what was said meanwhile reaches
+every one of them, once, when the layer's subscriptions come back.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from tests.services.support.sockets import (
     ids,
     join,
     message_by_id,
+    next_message,
     post,
     read_until_closed,
     refused_with,
@@ -26,7 +33,8 @@ from tests.services.support.sockets import (
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
-# Failures must surface quickly: the layer's socket timeouts are 2 s (connect) and 10 s.
+# Failures must surface quickly: the outage grace is 3 s, the layer's socket timeouts 2 s
+# (connect) and 5 s.
 OUTAGE_ANSWER_TIMEOUT = 15.0
 IDLE_SOCKETS = 30
 
@@ -43,7 +51,8 @@ async def test_redis_outage_is_answered_and_survived(
 
     async with contextlib.AsyncExitStack() as stack:
         alice_ws = await stack.enter_async_context(ws_connect(server, token=alice.access))
-        # Every socket of the worker waits on the layer's one receive loop; all must be told.
+        # Every socket of the worker hears through the layer's one subscription; all must be
+        # told.
         bob_sockets = [
             await stack.enter_async_context(ws_connect(server, token=bob.access))
             for _ in range(IDLE_SOCKETS)
@@ -56,8 +65,8 @@ async def test_redis_outage_is_answered_and_survived(
             await message_by_id(ws, before)
 
         redis_server.stop()
-        # Joining needs Redis (group_add): either this frame gets `unavailable` or the
-        # socket is already being closed because the layer's receive loop failed.
+        # Joining needs Redis (a new subscription): either this frame gets `unavailable` or
+        # the socket is already being closed because the layer's subscription is down.
         await alice_ws.send(json.dumps({"type": "join", "room": room, "ref": "during"}))
         outcomes = await asyncio.gather(
             *(read_until_closed(ws, OUTAGE_ANSWER_TIMEOUT) for ws in sockets)
@@ -118,3 +127,45 @@ async def test_ticket_endpoint_answers_503_while_redis_is_down(
     )
     assert login.status == 503, (login, server.output())
     assert login.body["error"]["code"] == "unavailable"
+
+
+async def test_a_redis_restart_within_the_grace_keeps_sockets_and_loses_nothing(
+    start_redis: Callable[[], RedisServer], start_server: Callable[..., Server]
+) -> None:
+    redis_server = start_redis()
+    # A grace well above the restart's length, so that a slow machine cannot turn the blip
+    # into an outage.
+    server = start_server(redis_server.url, name="blip", REDIS_OUTAGE_GRACE_SECONDS="20")
+    api = Api(server)
+    alice, bob = api.account("alice"), api.account("bob")
+    room = api.room(alice)
+
+    async with contextlib.AsyncExitStack() as stack:
+        alice_ws = await stack.enter_async_context(ws_connect(server, token=alice.access))
+        listeners = [
+            await stack.enter_async_context(ws_connect(server, token=bob.access)) for _ in range(5)
+        ]
+        for ws in [alice_ws, *listeners]:
+            await join(ws, room)
+
+        redis_server.stop()
+        # Stored and acknowledged (the database is up); its broadcast is lost with Redis.
+        during = await post(alice_ws, room, "said while Redis was down")
+        redis_server.start()
+
+        for ws in listeners:
+            assert (await message_by_id(ws, during, within=OUTAGE_ANSWER_TIMEOUT))["body"] == (
+                "said while Redis was down"
+            )
+        after = await post(alice_ws, room, "said after")
+        for ws in listeners:
+            # In order and once: the next message is the one after, nothing repeated.
+            assert (await next_message(ws))["id"] == after
+        assert server.alive()
+
+    records = [r["message"] for r in server.log_records()]
+    assert any("ws broadcast failed" in m for m in records), records
+    # Noticed by the layer (an error, or redis-py reconnecting by itself), then caught up.
+    assert any("channel layer subscription lost" in m for m in records), records
+    assert any("restoring" in m for m in records), records
+    assert not any("closing" in m and "4013" in m for m in records), records

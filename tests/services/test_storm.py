@@ -3,6 +3,8 @@
 redis-py 8 caps an asyncio ConnectionPool at 100 connections and raises MaxConnectionsError
 past that, and channels-redis creates its pool with no limit of its own: on the stock layer
 a burst of a few hundred sockets fails. The project's layer queues for a pooled connection.
+Handshakes themselves queue too (realtime.admission), and those that cannot be served in
+time are told so with 4013.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 import redis
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 from realtime.redis import POOL_SIZE as REALTIME_POOL_SIZE
 from tests.services.support.api import Api
@@ -156,3 +158,43 @@ async def test_stock_layer_fails_the_same_burst(
         assert "MaxConnectionsError" in server.all_output()
     finally:
         await _close_all(burst.sockets)
+
+
+async def _fate(server: Server, token: str) -> tuple[str, ClientConnection | None]:
+    """Open a socket: "open" if it stays open, "closed <code>" if it is closed right after
+    the handshake, or what failed the handshake itself (a drop, a timeout...)."""
+    try:
+        ws = await ws_connect(server, token=token, open_timeout=BURST_TIMEOUT)
+    except InvalidStatus as exc:
+        return f"HTTP {exc.response.status_code}", None
+    except (OSError, TimeoutError, InvalidMessage) as exc:
+        return type(exc).__name__, None
+    try:
+        await request(ws, {"type": "ping"}, within=BURST_TIMEOUT)
+    except ConnectionClosed as exc:
+        return f"closed {exc.rcvd.code if exc.rcvd else 1006}", None
+    return "open", ws
+
+
+async def test_a_wave_too_big_to_serve_in_time_is_told_to_come_back(
+    storm_redis: RedisServer, start_server: Callable[..., Server]
+) -> None:
+    """Handshakes wait their turn (one at a time here); those still waiting after the queue
+    time (1 s here) are closed with 4013, never dropped by daphne's handshake timeout."""
+    server = _start_storm_server(
+        start_server,
+        storm_redis.url,
+        WS_HANDSHAKES_AT_ONCE="1",
+        WS_HANDSHAKE_TIMEOUT_SECONDS="3",
+    )
+    account = Api(server).account("wave")
+    async with asyncio.timeout(BURST_TIMEOUT):
+        fates = await asyncio.gather(*(_fate(server, account.access) for _ in range(BURST)))
+    try:
+        outcomes = Counter(fate for fate, _ in fates)
+        assert set(outcomes) == {"open", "closed 4013"}, outcomes
+        busy = [r for r in server.log_records() if "ws refused reason=busy" in r["message"]]
+        assert len(busy) == outcomes["closed 4013"], outcomes
+    finally:
+        await _close_all([ws for _, ws in fates if ws is not None])
+    assert server.alive()

@@ -31,6 +31,9 @@ from realtime.server import GracefulCommandLineInterface
 # How long the start-up check waits for the backing services, all at once. Redis's own
 # timeouts (config.health) are shorter; this bounds a database connect that hangs.
 BACKEND_CHECK_SECONDS = 3.0
+# Connections the kernel queues for accept(); it caps this at net.core.somaxconn (4096 on
+# current kernels).
+LISTEN_BACKLOG = 4096
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "oracle": 1521}
 
 
@@ -147,17 +150,20 @@ class Command(BaseCommand):
             )
         limits = realtime_settings()
         cap = str(limits.TRANSPORT_MAX_MESSAGE_BYTES)
+        interface = options["bind"].strip("[]").replace(":", r"\:")
         argv = [
-            "--bind", options["bind"],
-            "--port", str(options["port"]),
+            # Twisted listens with a backlog of 50: a reconnect wave overflows it, and the
+            # kernel drops the SYNs, which clients resend only 1 s and 3 s later.
+            "-e", f"tcp:port={options['port']}:interface={interface}:backlog={LISTEN_BACKLOG}",
             "--websocket-max-message-size", cap,
             "--websocket-max-frame-size", cap,
             # An idle socket is pinged every 20 s and dropped after 30 s without a pong,
             # well inside the 75 s proxy_read_timeout of deploy/nginx/chat-locations.conf.
             "--ping-interval", "20",
             "--ping-timeout", "30",
-            # A handshake must complete in 5 s, so half-open connections cannot pile up.
-            "--websocket_connect_timeout", "5",
+            # A handshake must complete within this, so half-open connections cannot pile
+            # up; a reconnect wave waits its turn inside it (realtime.admission).
+            "--websocket_connect_timeout", str(settings.WS_HANDSHAKE_TIMEOUT_SECONDS),
             "--application-close-timeout", "10",
             "--access-log", options["access_log"],
         ]  # fmt: skip

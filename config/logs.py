@@ -11,6 +11,7 @@ docs/security.md lists the tests that prove it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -24,10 +25,18 @@ REDACTED = "[REDACTED]"
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 # `Authorization: Bearer <anything>` in headers that end up in a message.
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|\.)[^\s,;'\"]+")
+# Names whose values are secrets (a pattern of names, not a password: hence the noqa).
+_SECRET_NAMES = (
+    r"password\d?|new_password\d?|old_password|passwd|secret|refresh|access|token|ticket"  # noqa: S105
+)
+# A record attribute (from `extra=` or a message's key=%s) whose value is a secret.
+_SECRET_KEY = re.compile(r"(?i)(?:" + _SECRET_NAMES + r"|authorization)")
 # password=..., "password": "...", new_password2='...'
 _SECRET_FIELD = re.compile(
     r"""(?ix)
-    (["']?\b(?:password\d?|new_password\d?|old_password|passwd|secret|refresh|access|token|ticket)
+    (["']?\b(?:"""
+    + _SECRET_NAMES
+    + r""")
     ["']?\s*[:=]\s*)
     # Not a value already redacted (by _JWT, or by another handler's filter on the same
     # record): matching "[REDACTED" again would leave a stray "]" on every pass.
@@ -107,6 +116,48 @@ def extra_keys(record: logging.LogRecord) -> list[str]:
     return [k for k in vars(record) if k not in _STANDARD_ATTRS and not k.startswith("_")]
 
 
+# One %-conversion of a logging format string, with the `key=` written just before it, if
+# any: "ws refused reason=%s addr=%s" -> ("reason", "s"), ("addr", "s"). `%%` takes no argument.
+_CONVERSION = re.compile(
+    r"(?:\b([a-z_][a-z0-9_]*)=)?%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z%]"
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _message_fields(fmt: str) -> tuple[str | None, ...] | None:
+    """The key of each argument of a format string (None for an unnamed one); None when the
+    string cannot be read that way (a `*` width takes an argument of its own)."""
+    keys: list[str | None] = []
+    for match in _CONVERSION.finditer(fmt):
+        text = match.group(0)
+        if text.endswith("%%"):
+            continue
+        if "*" in text or "%(" in text:
+            return None
+        keys.append(match.group(1))
+    return tuple(keys)
+
+
+class MessageFieldsFilter(logging.Filter):
+    """Gives a record its context as attributes: `ws refused reason=%s user=%s` logged with
+    ("busy", 7) gets record.reason = "busy" and record.user = 7, which the JSON formatter
+    writes as fields of their own beside the message. The message text is unchanged (the
+    text format reads the same), and one convention serves both: every log call names its
+    values `key=%s`. An attribute the record already has (from `extra=`) is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not args or not isinstance(record.msg, str) or not isinstance(args, tuple):
+            return True
+        keys = _message_fields(record.msg)
+        if keys is None or len(keys) != len(args):
+            return True
+        for key, value in zip(keys, args, strict=True):
+            if key is not None and key not in _STANDARD_ATTRS and not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
 class RedactSecretsFilter(logging.Filter):
     """Rewrites each record, never drops one: the message and every extra redacted and on
     one line, the traceback and stack redacted (multi-line, other control characters
@@ -122,7 +173,10 @@ class RedactSecretsFilter(logging.Filter):
         # Before any formatter sees them: JSON encoding would escape the quotes the redaction
         # patterns match, and default=str would write a request with its query string.
         for key in extra_keys(record):
-            setattr(record, key, render_extra(getattr(record, key)))
+            if _SECRET_KEY.fullmatch(key):
+                setattr(record, key, REDACTED)
+            else:
+                setattr(record, key, render_extra(getattr(record, key)))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -167,12 +221,17 @@ def build_logging(
     if fmt not in {"text", "json"}:
         raise ValueError(f"LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
     realtime_file.parent.mkdir(parents=True, exist_ok=True)
-    handler_common = {"filters": ["redact_secrets"], "formatter": fmt}
+    filters = ["message_fields", "redact_secrets"]
+    handler_common = {"filters": filters, "formatter": fmt}
     return {
         "version": 1,
         # daphne's and Django's own loggers keep working; we only add handlers and levels.
         "disable_existing_loggers": False,
-        "filters": {"redact_secrets": {"()": "config.logs.RedactSecretsFilter"}},
+        # In this order: fields are read from the arguments that redaction then folds away.
+        "filters": {
+            "message_fields": {"()": "config.logs.MessageFieldsFilter"},
+            "redact_secrets": {"()": "config.logs.RedactSecretsFilter"},
+        },
         "formatters": {
             "text": {"format": "%(asctime)s %(levelname)-7s %(name)s %(message)s"},
             "json": {"()": "config.logs.JsonLinesFormatter"},
@@ -186,7 +245,7 @@ def build_logging(
                 "backupCount": file_backups,
                 "encoding": "utf-8",
                 # The file is for machines and on-call humans alike: always JSON lines.
-                "filters": ["redact_secrets"],
+                "filters": filters,
                 "formatter": "json",
             },
         },

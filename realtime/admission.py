@@ -64,21 +64,32 @@ class HandshakeAdmissionMiddleware:
                 client_address(scope),
                 settings.WS_HANDSHAKE_QUEUE_SECONDS,
             )
-            return await refuse(scope, receive, send, CloseCode.TRY_AGAIN_LATER)
-        held = True
-
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                gate.release()
-
-        async def send_and_release(message: dict[str, Any]) -> None:
-            if held and message.get("type") in _HANDSHAKE_ENDS:
-                release()
-            await send(message)
-
+            return await refuse(scope, receive, send, CloseCode.TRY_AGAIN_LATER, "busy")
+        send_releasing = _ReleasingSend(send, gate)
         try:
-            return await self.inner(scope, receive, send_and_release)
+            return await self.inner(scope, receive, send_releasing)
         finally:
-            release()
+            send_releasing.release()
+
+
+class _ReleasingSend:
+    """The ASGI `send` of a socket that holds a place at the gate: gives the place back
+    when the handshake ends (accept or close), then passes every message through.
+    `__wrapped__` lets realtime.writer reach the server's own `send` underneath."""
+
+    __slots__ = ("__wrapped__", "gate", "held")
+
+    def __init__(self, send: Any, gate: asyncio.Semaphore) -> None:
+        self.__wrapped__ = send
+        self.gate = gate
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.gate.release()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.held and message.get("type") in _HANDSHAKE_ENDS:
+            self.release()
+        await self.__wrapped__(message)

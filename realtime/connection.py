@@ -20,7 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from pydantic import BaseModel
 
 from config.backends import BACKEND_ERRORS
-from realtime import frames, groups, protocol
+from realtime import frames, groups, metrics, protocol
 from realtime.conf import realtime_settings
 from realtime.connections import Admission, Slot
 from realtime.db import in_thread
@@ -66,6 +66,7 @@ class Connection(AsyncJsonWebsocketConsumer):
         self.conn_id = self.channel_name.rsplit("!", 1)[-1][:12]
         self.connected_at = time.monotonic()
         self.accepted = False
+        self.counted = False
         self.closing = False
         self.protocol_errors = 0
         self.limiter = FrameRateLimiter(
@@ -92,6 +93,7 @@ class Connection(AsyncJsonWebsocketConsumer):
                 await self._release_slot()
                 raise
         except BACKEND_ERRORS as exc:
+            metrics.count_handshake("backend_unavailable")
             connection_logger.error(
                 "ws connect failed user=%s addr=%s error=%s",
                 self.user.pk,
@@ -101,6 +103,9 @@ class Connection(AsyncJsonWebsocketConsumer):
             await self._abort(CloseCode.TRY_AGAIN_LATER)
             return
         await self.accept(subprotocol=select_subprotocol(self.scope))
+        metrics.count_handshake("accepted")
+        metrics.SOCKETS_OPEN.inc()
+        self.counted = True
         self._schedule_expiry()
         connection_logger.info(
             "ws connect user=%s addr=%s origin=%r auth=%s conn=%s",
@@ -112,6 +117,7 @@ class Connection(AsyncJsonWebsocketConsumer):
         )
 
     async def _refuse_over_cap(self, admission: Admission) -> None:
+        metrics.count_handshake(admission.value)
         security_logger.warning(
             "ws refused reason=%s user=%s addr=%s",
             admission.value,
@@ -128,7 +134,15 @@ class Connection(AsyncJsonWebsocketConsumer):
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close with one of CloseCode's codes, as the plain int daphne requires."""
         self.closing = True
-        await super().close(code=protocol.wire_code(code or CloseCode.NORMAL))
+        wire_code = protocol.wire_code(code or CloseCode.NORMAL)
+        metrics.count_close(wire_code)
+        await super().close(code=wire_code)
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        metrics.FRAMES_SENT.inc()
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def disconnect(self, code: int) -> None:
         if not self.accepted:
@@ -160,6 +174,10 @@ class Connection(AsyncJsonWebsocketConsumer):
             )
 
     def _log_disconnect(self, code: int) -> None:
+        metrics.count_disconnect(code)
+        if self.counted:
+            self.counted = False
+            metrics.SOCKETS_OPEN.dec()
         connection_logger.info(
             "ws disconnect user=%s code=%s duration=%.1fs rooms=%d conn=%s",
             self.user.pk,
@@ -292,6 +310,7 @@ class Connection(AsyncJsonWebsocketConsumer):
         protocol_logger.warning(
             "ws error frame code=%s user=%s ref=%r conn=%s", code, self.user.pk, ref, self.conn_id
         )
+        metrics.count_error_frame(code)
         await self.send_frame(frames.error(code, message, ref))
         if code in protocol.VIOLATIONS:
             self.protocol_errors += 1

@@ -18,7 +18,7 @@ import asyncio
 from typing import Any
 
 from config.backends import BACKEND_ERRORS
-from realtime import frames, groups, protocol, selectors, services
+from realtime import frames, groups, metrics, protocol, selectors, services
 from realtime.conf import realtime_settings
 from realtime.connection import Connection, connection_logger, protocol_logger
 from realtime.db import in_thread
@@ -64,6 +64,7 @@ class ChatConsumer(Connection):
         if kind in (groups.PRESENCE, groups.TYPING):
             if feed is not None and event["user_id"] != self.user.pk:
                 self.write(event["text"])
+                metrics.FRAMES_SENT.inc()
             return True
         if kind != groups.CHAT_MESSAGE or feed is None or self.delivering.locked():
             return False
@@ -73,6 +74,7 @@ class ChatConsumer(Connection):
         if arrival is Arrival.NEXT:
             feed.delivered = event["seq"]
             self.write(event["text"])
+            metrics.FRAMES_SENT.inc()
         return True
 
     async def leave_rooms(self) -> None:
@@ -119,14 +121,17 @@ class ChatConsumer(Connection):
     ) -> None:
         if self.closing:
             return
+        metrics.FRAMES_RECEIVED.inc()
         verdict = self.limiter.check()
         if verdict is Verdict.CLOSE:
+            metrics.RATE_LIMITED.labels(action="close").inc()
             connection_logger.warning(
                 "ws rate limit close user=%s conn=%s", self.user.pk, self.conn_id
             )
             await self.close(CloseCode.RATE_LIMITED)
             return
         if verdict is Verdict.DROP:
+            metrics.RATE_LIMITED.labels(action="drop").inc()
             await self.send_error(
                 ErrorCode.RATE_LIMITED, "Slow down; this frame was dropped.", None
             )

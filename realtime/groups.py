@@ -11,6 +11,7 @@ here, so each of a room's sockets only forwards a ready string.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -44,6 +45,9 @@ async def broadcast_message(room_id: int, payload: dict[str, Any]) -> None:
             "room_id": room_id,
             "seq": payload["seq"],
             "text": frames.encode(frames.message(payload)),
+            # For the fan-out latency metric (realtime.metrics): wall clock, as the
+            # receiving process may be another one.
+            "published": time.time(),
         },
     )
 

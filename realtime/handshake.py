@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from realtime import metrics
 from realtime.conf import realtime_settings
 from realtime.protocol import CloseCode, wire_code
 
@@ -33,10 +34,15 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-async def refuse(scope: dict[str, Any], receive: Any, send: Any, code: CloseCode) -> None:
-    """Complete the handshake, then close with `code`."""
+async def refuse(
+    scope: dict[str, Any], receive: Any, send: Any, code: CloseCode, reason: str
+) -> None:
+    """Complete the handshake, then close with `code`; `reason` (a short code, as logged)
+    is counted (realtime.metrics)."""
+    metrics.count_handshake(reason)
     message = await receive()
     if message["type"] != "websocket.connect":
         return
+    metrics.count_close(int(code))
     await send({"type": "websocket.accept", "subprotocol": select_subprotocol(scope)})
     await send({"type": "websocket.close", "code": wire_code(code)})

@@ -46,6 +46,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from realtime.metrics import LAYER_ERRORS, observe_fanout, timed_layer_call
+
 logger = logging.getLogger("realtime.connection")
 
 # A group message handed to a listener; True if it took it, False to queue it instead.
@@ -106,6 +108,7 @@ class ChatShardConnection(RedisSingleShardConnection):
             except Exception as exc:
                 now = time.monotonic()
                 if self.failing_since is None:
+                    LAYER_ERRORS.labels(operation="receive").inc()
                     self.failing_since = now
                     self.outage_told = False
                     logger.warning("channel layer subscription lost error=%s", type(exc).__name__)
@@ -121,6 +124,7 @@ class ChatShardConnection(RedisSingleShardConnection):
     def _reconnected(self) -> None:
         """The subscription connection reconnected, whether or not a failure surfaced."""
         if self.failing_since is None:
+            LAYER_ERRORS.labels(operation="receive").inc()
             logger.warning("channel layer subscription lost and reconnected at once")
             self._run_reconnect_callbacks()
             return
@@ -157,6 +161,7 @@ class ChatShardConnection(RedisSingleShardConnection):
                 if decoded is None:
                     # Once per process, however many sockets it has in the group.
                     decoded = layer.channel_layer.deserialize(data)
+                    observe_fanout(decoded)
                 if listener(decoded):
                     continue
             layer.enqueue(channel, data)
@@ -249,7 +254,22 @@ class ChatLoopLayer(RedisPubSubLoopLayer):
 
 
 class ChatChannelLayer(RedisPubSubChannelLayer):
-    """RedisPubSubChannelLayer whose per-loop layer is ChatLoopLayer."""
+    """RedisPubSubChannelLayer whose per-loop layer is ChatLoopLayer, its Redis operations
+    timed and their failures counted (realtime.metrics)."""
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        await timed_layer_call("send", lambda: self._get_layer().send(channel, message))
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        await timed_layer_call("group_send", lambda: self._get_layer().group_send(group, message))
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await timed_layer_call("group_add", lambda: self._get_layer().group_add(group, channel))
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await timed_layer_call(
+            "group_discard", lambda: self._get_layer().group_discard(group, channel)
+        )
 
     def _get_layer(self) -> ChatLoopLayer:
         loop = asyncio.get_running_loop()

@@ -190,6 +190,6 @@ class TokenAuthMiddleware:
                 (header(scope, b"origin") or "")[:200] or None,
                 scope.get("path"),
             )
-            return await refuse(scope, receive, send, refusal.close_code)
+            return await refuse(scope, receive, send, refusal.close_code, refusal.reason)
         scope = dict(scope, user=grant.user, grant=grant)
         return await self.inner(scope, receive, send)

@@ -40,14 +40,15 @@ class OriginAllowListMiddleware:
             host=header(scope, b"host"),
         ):
             return await self.inner(scope, receive, send)
+        reason = "origin_missing" if origin is None else "origin_not_allowed"
         logger.warning(
             "ws refused reason=%s addr=%s origin=%r path=%s",
-            "origin_missing" if origin is None else "origin_not_allowed",
+            reason,
             client_address(scope),
             origin and origin[:200],
             scope.get("path"),
         )
-        return await refuse(scope, receive, send, CloseCode.FORBIDDEN)
+        return await refuse(scope, receive, send, CloseCode.FORBIDDEN, reason)
 
     @staticmethod
     def allowed(origin: str | None, *, has_auth_header: bool, host: str | None = None) -> bool:

@@ -18,7 +18,7 @@ async def unknown_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
         client_address(scope),
         scope["path"][:200],
     )
-    await refuse(scope, receive, send, CloseCode.FORBIDDEN)
+    await refuse(scope, receive, send, CloseCode.FORBIDDEN, "unknown_path")
 
 
 websocket_urlpatterns = [

@@ -29,6 +29,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
+from realtime import metrics
 from realtime.accesslog import QuerylessAccessLogGenerator
 from realtime.conf import realtime_settings
 from realtime.protocol import CloseCode
@@ -98,6 +99,7 @@ class ChatWebSocketProtocol(WebSocketProtocol):
             self.pending_bytes,
             self.pending_frames,
         )
+        metrics.count_close(CloseCode.SLOW_CLIENT)
         self.sendCloseFrame(code=int(CloseCode.SLOW_CLIENT), isReply=False)
 
 
@@ -130,6 +132,7 @@ class GracefulServer(Server):
             if isinstance(protocol, WebSocketProtocol) and protocol.state == protocol.STATE_OPEN
         ]
         for protocol in open_sockets:
+            metrics.count_close(CloseCode.GOING_AWAY)
             protocol.sendCloseFrame(code=int(CloseCode.GOING_AWAY), isReply=False)
         logger.info("shutting down: closed %d sockets with 1001", len(open_sockets))
         return deferLater(reactor, SHUTDOWN_GRACE_SECONDS if open_sockets else 0, lambda: None)

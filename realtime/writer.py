@@ -27,7 +27,10 @@ Writer = Callable[[str], None]
 
 def frame_writer(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Writer | None:
     """A function that writes a text frame now, given the ASGI `send` of a socket under
-    daphne; None under any other server."""
+    daphne (or a wrapper of it that says so with `__wrapped__` and only acts during the
+    handshake, as realtime.admission's); None under any other server."""
+    while not isinstance(send, functools.partial) and hasattr(send, "__wrapped__"):
+        send = send.__wrapped__
     if (
         isinstance(send, functools.partial)
         and getattr(send.func, "__func__", None) is Server.handle_reply

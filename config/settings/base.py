@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 from config.env import env
+from config.error_tracking import init_error_tracking
 from config.logs import build_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -373,6 +374,10 @@ REALTIME = {
     "OUTPUT_MAX_FRAMES": 1000,
 }
 
+# --- Metrics -----------------------------------------------------------------------------------
+# Addresses (or networks) that may read GET /metrics (config.metrics); empty: nobody.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1", "::1"])
+
 # --- Logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO").upper()
 LOGGING = build_logging(
@@ -382,3 +387,15 @@ LOGGING = build_logging(
     file_max_bytes=env.int("LOG_FILE_MAX_BYTES", 10 * 1024 * 1024),
     file_backups=env.int("LOG_FILE_BACKUPS", 5),
 )
+
+# --- Error tracking ----------------------------------------------------------------------------
+# Sentry, or any tracker that speaks its protocol: set the project's DSN to switch it on
+# (config.error_tracking: events are redacted as the logs are, without cookies, bodies or locals).
+SENTRY_DSN = env.str("SENTRY_DSN")
+if SENTRY_DSN:
+    init_error_tracking(
+        SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", "production"),
+        release=env.str("SENTRY_RELEASE") or None,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )

@@ -17,6 +17,7 @@ from django.test import RequestFactory
 from config.logs import (
     REDACTED,
     JsonLinesFormatter,
+    MessageFieldsFilter,
     RedactSecretsFilter,
     build_logging,
     redact,
@@ -539,3 +540,89 @@ def test_applied_config_keeps_daphne_and_redacts_on_every_handler(tmp_path):
     assert "eyJ1c2VyX2lkIjoiNDIifQ" not in result.stderr
     console = [json.loads(line) for line in result.stderr.splitlines()]
     assert {e["logger"] for e in console} == {"realtime.security", "daphne.server"}
+
+
+# --- MessageFieldsFilter ----------------------------------------------------------------------
+
+
+def fields_then_redacted(rec: logging.LogRecord) -> dict:
+    assert MessageFieldsFilter().filter(rec) is True
+    filtered(rec)
+    return json.loads(JsonLinesFormatter().format(rec))
+
+
+def test_each_key_of_the_message_becomes_a_field_of_its_json_line():
+    line = fields_then_redacted(
+        record(
+            "ws disconnect user=%s code=%s duration=%.1fs rooms=%d conn=%s", 7, 4400, 1.5, 2, "c1"
+        )
+    )
+
+    assert line["message"] == "ws disconnect user=7 code=4400 duration=1.5s rooms=2 conn=c1"
+    assert (line["user"], line["code"], line["rooms"], line["conn"]) == (7, 4400, 2, "c1")
+    assert line["duration"] == 1.5
+
+
+def test_a_field_whose_name_is_a_secret_is_redacted_whatever_its_value():
+    line = fields_then_redacted(
+        record("login password=%s ticket=%s user=%s", "hunter2", "t1ck3t", "alice")
+    )
+
+    assert (line["password"], line["ticket"], line["user"]) == (REDACTED, REDACTED, "alice")
+    assert "hunter2" not in json.dumps(line)
+    assert "t1ck3t" not in json.dumps(line)
+
+
+def test_an_extra_with_a_secret_name_is_redacted_too():
+    line = fields_then_redacted(record("refresh failed", authorization="Bearer abc.def"))
+
+    assert line["authorization"] == REDACTED
+
+
+def test_a_field_value_is_escaped_and_redacted_like_the_message():
+    line = fields_then_redacted(record("ws refused origin=%r ref=%s", "evil\nFORGED", JWT))
+
+    assert line["origin"] == "evil\\nFORGED"
+    assert line["ref"] == REDACTED
+
+
+@pytest.mark.parametrize(
+    ("message", "args"),
+    [
+        ("100%% done user=%s", ("alice",)),
+        ("%s joined room=%s", ("alice", "lobby")),
+        ("width %*d user=%s", (3, 4, "alice")),
+        ("mapping %(user)s", ({"user": "alice"},)),
+        ("too few user=%s code=%s", ("alice",)),
+    ],
+    ids=["percent-literal", "unnamed-first", "star-width", "mapping", "mismatch"],
+)
+def test_messages_that_cannot_be_read_as_fields_are_logged_unchanged(message, args):
+    rec = record(message, *args)
+    text = rec.getMessage() if message != "too few user=%s code=%s" else None
+    MessageFieldsFilter().filter(rec)
+
+    if message == "100%% done user=%s":
+        assert rec.user == "alice"
+    elif message == "%s joined room=%s":
+        assert rec.room == "lobby"
+        assert not hasattr(rec, "s")
+    else:
+        assert not hasattr(rec, "user")
+    if text is not None:
+        assert rec.getMessage() == text
+
+
+def test_an_attribute_given_with_extra_wins_over_the_message():
+    rec = record("ws connect user=%s", 7, user="explicit")
+    MessageFieldsFilter().filter(rec)
+
+    assert rec.user == "explicit"
+
+
+def test_standard_record_attributes_are_never_overwritten():
+    rec = record("moved name=%s module=%s", "evil", "evil")
+    MessageFieldsFilter().filter(rec)
+
+    assert rec.name == "realtime.security"
+    assert rec.module != "evil"

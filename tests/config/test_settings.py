@@ -233,3 +233,28 @@ def test_env_reads_the_process_environment_by_default(monkeypatch):
     monkeypatch.setenv("CHAT_TEST_ONLY_VARIABLE", "from-the-process")
 
     assert Env().str("CHAT_TEST_ONLY_VARIABLE") == "from-the-process"
+
+
+_SENTRY_STATE = (
+    "import django, json, sentry_sdk; django.setup(); client = sentry_sdk.get_client(); "
+    "print(json.dumps({'active': client.is_active(), "
+    "'pii': client.options.get('send_default_pii'), "
+    "'locals': client.options.get('include_local_variables'), "
+    "'before_send': getattr(client.options.get('before_send'), '__name__', None)}))"
+)
+
+
+def test_error_tracking_is_off_without_a_dsn_and_on_with_one(production_env):
+    off = run_python(["-c", _SENTRY_STATE], production_env)
+    production_env["SENTRY_DSN"] = "http://public@127.0.0.1:9/1"
+    on = run_python(["-c", _SENTRY_STATE], production_env)
+
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout.splitlines()[-1])["active"] is False
+    assert on.returncode == 0, on.stderr
+    assert json.loads(on.stdout.splitlines()[-1]) == {
+        "active": True,
+        "pii": False,
+        "locals": False,
+        "before_send": "scrub_event",
+    }

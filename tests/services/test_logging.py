@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 
 from realtime.protocol import CloseCode
@@ -64,6 +65,18 @@ async def test_socket_events_are_logged_without_credentials(
         timeout=10,
         what="the expected log records",
     )
+
+    # Each record carries its context as fields of its own, beside the message.
+    error_frame = next(
+        r for r in _messages(servers) if r["message"].startswith("ws error frame code=")
+    )
+    assert error_frame["code"] == "invalid_json"
+    claims = jwt.decode(account.access, options={"verify_signature": False})
+    assert error_frame["user"] == int(claims["user_id"])
+    assert error_frame["conn"] in error_frame["message"]
+    refusal = next(r for r in _messages(servers) if "reason=token_in_query" in r["message"])
+    assert (refusal["reason"], refusal["path"]) == ("token_in_query", "/ws/chat/")
+    assert "=" not in refusal["addr"]
 
     for server in servers:
         assert server.log_records(), f"{server.log_file} has no JSON records"

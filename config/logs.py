@@ -265,6 +265,10 @@ def build_logging(
                 "level": "WARNING",
                 "propagate": False,
             },
+            # Django's own records reach the console (and the tracker, config.error_tracking),
+            # never its default `mail_admins` handler: an error email carries the request's
+            # headers, credentials included, past every filter here.
+            "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
             "django.channels.server": {
                 "handlers": ["console"],
                 "level": "INFO",

@@ -258,3 +258,44 @@ def test_error_tracking_is_off_without_a_dsn_and_on_with_one(production_env):
         "locals": False,
         "before_send": "scrub_event",
     }
+
+
+_MAIL_HANDLERS = (
+    "import django, json, logging; from django.utils.log import AdminEmailHandler; "
+    "django.setup(); "
+    "print(json.dumps([name for name in ('', 'django', 'django.request', 'django.security', "
+    "'realtime.security') for h in logging.getLogger(name).handlers "
+    "if isinstance(h, AdminEmailHandler)]))"
+)
+
+
+def test_no_error_email_carries_a_request_past_the_log_filters(production_env):
+    production_env["ADMINS"] = "ops@example.com"
+    result = run_python(["-c", _MAIL_HANDLERS], production_env)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_mail_settings_come_from_the_environment(production_env):
+    production_env.update(
+        EMAIL_HOST="smtp.example.com",
+        EMAIL_PORT="587",
+        EMAIL_USE_TLS="true",
+        DEFAULT_FROM_EMAIL="chat@example.com",
+    )
+    script = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_USE_TLS, s.DEFAULT_FROM_EMAIL, "
+        "s.SERVER_EMAIL]))"
+    )
+    result = run_python(["-c", script], production_env)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [
+        "smtp.example.com",
+        587,
+        True,
+        "chat@example.com",
+        "chat@example.com",
+    ]

@@ -12,6 +12,15 @@ from django.db.models.functions import Lower
 from accounts.usernames import SIMILAR_USERNAME_MESSAGE, lookalike_skeletons, username_skeleton
 
 
+class AccountManager(UserManager):
+    def _create_user_object(self, username, email, password, **extra_fields):
+        """Refuse a username taken, ignoring case, or looking like a taken one, as forms do:
+        `createsuperuser` then reports it as an error instead of an IntegrityError."""
+        user = super()._create_user_object(username, email, password, **extra_fields)
+        user._refuse_taken_username()
+        return user
+
+
 class User(AbstractUser):
     # Required and validated; uniqueness ignoring case is enforced by the constraint below,
     # so "Alice@example.com" cannot sign up beside "alice@example.com".
@@ -27,7 +36,7 @@ class User(AbstractUser):
         error_messages={"unique": SIMILAR_USERNAME_MESSAGE},
     )
 
-    objects = UserManager()
+    objects = AccountManager()
 
     REQUIRED_FIELDS = ["email"]
 

@@ -11,6 +11,7 @@ import re
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -166,7 +167,7 @@ def test_the_database_refuses_a_look_alike_that_skipped_validation(make_user):
     make_user("bob")
 
     with pytest.raises(IntegrityError):
-        User.objects.create_user("b\u043eb", "other@example.com", PASSWORD)
+        User(username="b\u043eb", email="other@example.com").save()
 
 
 @pytest.mark.django_db
@@ -243,3 +244,31 @@ def test_migration_stops_and_names_existing_look_alikes(before_skeletons):
     before_skeletons.objects.filter(username="b\u043eb").update(username="robert")
     _migrate(_latest())
     assert User.objects.get(username="robert").username_skeleton == username_skeleton("robert")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("candidate", ["Alice", "\u0430lice"], ids=["case", "cyrillic-a"])
+def test_createsuperuser_refuses_a_look_alike_with_an_error_not_a_traceback(candidate):
+    User.objects.create_user("alice", "alice@example.com", PASSWORD)
+
+    with pytest.raises(CommandError, match="username"):
+        call_command(
+            "createsuperuser",
+            interactive=False,
+            username=candidate,
+            email="admin@example.com",
+            verbosity=0,
+        )
+
+    assert User.objects.filter(is_superuser=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_createsuperuser_creates_an_unrelated_name():
+    User.objects.create_user("alice", "alice@example.com", PASSWORD)
+
+    call_command(
+        "createsuperuser", interactive=False, username="root", email="r@example.com", verbosity=0
+    )
+
+    assert User.objects.get(username="root").is_superuser

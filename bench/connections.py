@@ -11,8 +11,9 @@ storm: S sockets started at the same instant (a deploy restart's reconnect wave)
 refused, by cause: an HTTP status (daphne's 503, nginx's), a timeout (OPEN_TIMEOUT, or
 daphne's 5 s limit on the application accepting), a TCP error, or a close right after
 opening (the project refuses over-cap or Redis-less sockets by accepting and closing with a
-code). Handshake p50/p99/max are over the sockets that got in. The kernel's listen-queue overflows
-during the run are recorded too: a server with a short accept backlog (Twisted's default
+code). Handshake p50/p99/max are over the sockets that got in. The server's CPU time per socket
+that got in is recorded too (the cost of one handshake), and the kernel's listen-queue overflows
+during the run: a server with a short accept backlog (Twisted's default
 is 50, asyncio's 100) makes a storm wait for SYN retransmits, 1 s and 3 s later.
 """
 
@@ -23,7 +24,7 @@ import time
 from collections import Counter
 
 from bench.client import Opened, close_all, close_code, is_open, open_many
-from bench.procs import listen_overflows, quiesce
+from bench.procs import CpuMeter, listen_overflows, quiesce
 from bench.stats import percentile
 from bench.targets import Target
 
@@ -36,11 +37,13 @@ async def open_and_settle(target: Target, count: int, concurrency: int) -> dict:
     room = await asyncio.to_thread(target.new_room)
     await asyncio.to_thread(quiesce, target.server_groups())
     overflows = listen_overflows()
+    meter = CpuMeter(target.cpu_groups()).start()
     started = time.perf_counter()
     opened: list[Opened] = await open_many(
         dialect, room, count, concurrency=concurrency, enter=False, open_timeout=OPEN_TIMEOUT
     )
     wall = time.perf_counter() - started
+    cpu = meter.stop()
     overflows = listen_overflows() - overflows
     await asyncio.sleep(SETTLE)
     causes: Counter[str] = Counter(o.failure for o in opened if o.failure)
@@ -67,7 +70,16 @@ async def open_and_settle(target: Target, count: int, concurrency: int) -> dict:
         "p99": percentile(times, 0.99),
         "max": max(times) if times else None,
         "listen_overflows": overflows,
+        # CPU time of the server processes (nginx included, if any) per socket that got in.
+        "server_cpu_ms": _cpu_ms_per_socket(cpu, wall, len(times)),
     }
+
+
+def _cpu_ms_per_socket(cpu: dict[str, float], wall: float, sockets: int) -> float | None:
+    if not sockets:
+        return None
+    busy = sum(share for group, share in cpu.items() if group in ("server", "nginx"))
+    return busy / 100 * wall / sockets * 1000
 
 
 async def handshakes(target: Target, count: int, concurrency: int) -> dict:

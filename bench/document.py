@@ -11,6 +11,33 @@ from bench.targets import LABELS
 
 CPU_GROUPS = ("client", "server", "redis", "postgres", "nginx", "rest")
 
+BOUNDS = """\
+## What bounds each figure
+
+- **Fan-out**: a daphne process is one Python thread. The channel layer publishes a message
+  once and decodes it once per process; what is left grows with the receivers: one
+  WebSocket frame built and written per socket (autobahn's framing, Twisted's transport
+  write). At the peak the *server* column of the CPU table sits at a full core. The relay
+  is bound by the benchmark client instead (its *client* column at a full core), so its
+  figure, and every "% floor", is a floor on the floor.
+- **Latency**: each message is stored before it is published (its room's `seq`, taken in
+  the transaction that stores it, is what lets a client resume without loss), so a
+  delivery's latency includes a PostgreSQL write the tutorial does not make; a p99 that
+  moves from round to round is the machine's two cores shared by client, server, Redis
+  and PostgreSQL.
+- **Handshakes and the storm**: bound by the server CPU per socket opened (the table
+  above). Besides daphne's HTTP upgrade, the project's handshake verifies the token,
+  reads its sign-in session (PostgreSQL), takes the user's and the address's connection
+  slots (Redis) and subscribes the user's group; the tutorial's only subscribes its room.
+  A wave of N sockets is about N times that CPU time of one core: admission
+  (`WS_HANDSHAKES_AT_ONCE`) serves it whole and in arrival order instead of refusing or
+  timing out the tail, so the wave's p99 is about its total CPU time.
+- **Memory**: per socket, daphne's and autobahn's protocol objects and buffers, the
+  consumer, its rate limiter and expiry timer, and its entries in the layer's groups.
+- **Two processes**: on this machine client, nginx and both servers share two cores (the
+  CPU table's row adds up to about 200 %), so the second process has no core of its own
+  to add."""
+
 METHOD = """\
 ## What each figure is
 
@@ -52,7 +79,7 @@ runs every benchmark against it; the table gives the median of the rounds.
   process reached directly, per round, median of the rounds.
 
 The project runs as deployed (`manage.py serve`, `config.settings.production`, Redis
-channel layer, PostgreSQL with `DATABASE_CONN_MAX_AGE=60`, `LOG_LEVEL=WARNING`), with what
+channel layer, PostgreSQL through its connection pool, `LOG_LEVEL=WARNING`), with what
 one benchmark client needs lifted through the environment: `WS_RATE_BURST`,
 `WS_RATE_PER_SECOND`, `WS_MAX_CONNECTIONS_PER_USER`, `WS_MAX_CONNECTIONS_PER_ADDRESS`, the
 REST throttles and room quota, a day-long access token (`JWT_ACCESS_SECONDS`), and
@@ -125,6 +152,22 @@ def cpu_table(summary: Summary, size: str) -> str:
             value = summary.cpu(target, size, group).median
             cells.append("-" if value is None else f"{value:.0f}")
         rows.append([LABELS[target], *cells])
+    return text_table(header, rows)
+
+
+def handshake_cpu_table(summary: Summary) -> str:
+    header = ["server", "server CPU per socket opened (ms)", "handshakes/s"]
+    rows = []
+    for target in summary.targets:
+        cpu = summary.handshake_cpu(target).median
+        rate = summary.handshakes(target).median
+        rows.append(
+            [
+                LABELS[target],
+                "n/a" if cpu is None else f"{cpu:.2f}",
+                "n/a" if rate is None else number(rate),
+            ]
+        )
     return text_table(header, rows)
 
 
@@ -245,6 +288,13 @@ def markdown(
         f"and to {number(float(summary.large))} receivers:",
         "",
         cpu_table(summary, summary.large),
+        "",
+        "and per socket opened, in the handshake run (server processes, nginx included; "
+        "the project's handshake is the authenticated one):",
+        "",
+        handshake_cpu_table(summary),
+        "",
+        BOUNDS,
         "",
     ]
     if errors:

@@ -132,6 +132,10 @@ class Summary:
     def handshakes(self, target: str) -> Figure:
         return self.figure(target, lambda r: _get(r, "handshakes", "rate"))
 
+    def handshake_cpu(self, target: str) -> Figure:
+        """Server CPU ms per socket opened, in the steady handshake run."""
+        return self.figure(target, lambda r: _get(r, "handshakes", "server_cpu_ms"))
+
     def storm(self, target: str, key: str) -> Figure:
         return self.figure(target, lambda r: _get(r, "storm", key))
 

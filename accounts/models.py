@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -27,9 +29,14 @@ class User(AbstractUser):
         error_messages={"unique": SIMILAR_USERNAME_MESSAGE},
     )
 
-    objects = UserManager()
+    objects: ClassVar[UserManager[Self]] = UserManager()
 
     REQUIRED_FIELDS = ["email"]
+
+    # (is_active, password) as stored, kept by accounts.receivers from pre_save to post_save.
+    _saved_credentials: tuple[bool, str] | None
+    # Django's: the raw password set_password() was given until the save, else None.
+    _password: str | None
 
     class Meta:
         ordering = ["id"]
@@ -66,14 +73,17 @@ class User(AbstractUser):
         raise ValidationError({"username": ValidationError(message, code="unique")})
 
     def full_clean(
-        self, exclude=None, validate_unique: bool = True, validate_constraints: bool = True
+        self,
+        exclude: Iterable[str] | None = None,
+        validate_unique: bool = True,
+        validate_constraints: bool = True,
     ) -> None:
         # clean() reports a look-alike on `username`, the field forms show; the skeleton's own
         # unique check would repeat it under a field no form has.
         exclude = {*(exclude or ()), "username_skeleton"}
         super().full_clean(exclude, validate_unique, validate_constraints)
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.username_skeleton = username_skeleton(self.username or "")
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "username" in update_fields:

@@ -19,14 +19,17 @@ PORT ?= 8000
 SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx initdb:postgresql chromium:chromium \
 	/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf:fonts-liberation
 
-.PHONY: help run stack test lint format system-deps bench asyncapi openapi clean
+.PHONY: help run stack test lint format typecheck audit coverage system-deps bench asyncapi openapi clean
 
 help:
 	@echo "make run    - start the chat on http://$(HOST):$(PORT)/ (SQLite, in-memory layer unless REDIS_URL/DATABASE_URL)"
 	@echo "make stack  - the production topology on https://127.0.0.1:8443/: nginx (TLS), 2 daphne, redis, PostgreSQL (STACK_PORT, STACK_TEMP=1)"
-	@echo "make test   - lint and run the whole test suite against real PostgreSQL, redis-server, daphne and nginx"
+	@echo "make test   - lint, typecheck, audit, then the whole test suite against real PostgreSQL, redis-server, daphne and nginx"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
+	@echo "make typecheck - mypy with the Django, DRF and pydantic plugins over accounts, config, realtime and deploy"
+	@echo "make audit  - known vulnerabilities in the pinned packages (exceptions: deploy/audit-exceptions.txt)"
+	@echo "make coverage - the test suite under coverage, daphne processes included; report and htmlcov/"
 	@echo "make asyncapi - regenerate docs/asyncapi.json from the protocol code (after changing a frame)"
 	@echo "make openapi - regenerate docs/openapi.yaml from the REST views (after changing an endpoint)"
 	@echo "make bench  - the project against the Channels tutorial and a bare relay (docs/benchmarks.md)"
@@ -102,8 +105,31 @@ format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.installed-dev system-deps lint
+typecheck: $(VENV)/.installed-dev
+	$(VENV)/bin/mypy
+
+# Fails on a known vulnerability without an exception in deploy/audit-exceptions.txt, and when
+# the packages could not be looked up (docs/dependencies.md). `make test` passes
+# --allow-unavailable: there an unreachable vulnerability service is a warning, while a known
+# vulnerability still fails the run.
+audit: $(VENV)/.installed-dev
+	$(PY) -m deploy.audit $(AUDIT_ARGS)
+
+test: AUDIT_ARGS = --allow-unavailable
+test: $(VENV)/.installed-dev system-deps lint typecheck audit
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite (or PYTEST_ARGS' part of it) under coverage, the tier-2 daphne processes included
+# (pyproject.toml [tool.coverage.run]); the report is printed even when a test failed, and the
+# make exits with pytest's status. Slower than `make test`, and not part of it.
+coverage: $(VENV)/.installed-dev system-deps
+	rm -rf .coverage .coverage.* htmlcov
+	@status=0; $(VENV)/bin/coverage run -m pytest $(PYTEST_ARGS) || status=$$?; \
+	$(VENV)/bin/coverage combine --quiet && \
+	$(VENV)/bin/coverage report && \
+	$(VENV)/bin/coverage html --quiet && \
+	echo "HTML report: htmlcov/index.html"; \
+	exit $$status
 
 # Numbers, not pass/fail: the project against the Channels tutorial chat (both channels-redis
 # layers) and a bare websockets relay on this machine, 3 rounds (about 20 minutes); writes
@@ -123,4 +149,4 @@ openapi: $(VENV)/.installed-run
 	$(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .coverage .coverage.* htmlcov

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts import services
+from accounts.authentication import AuthenticatedHttpRequest
 from accounts.models import LoginSession, User
 
 
@@ -100,7 +101,9 @@ class UserAdmin(DjangoUserAdmin):
         return self.inlines if obj is not None else ()
 
     @admin.action(description="Deactivate selected users (ends their sessions)")
-    def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    def deactivate_users(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[User]
+    ) -> None:
         if queryset.filter(pk=request.user.pk).exists():
             self.message_user(request, "You cannot deactivate yourself.", messages.ERROR)
             queryset = queryset.exclude(pk=request.user.pk)

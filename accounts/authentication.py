@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.http import HttpRequest
+from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
@@ -28,7 +30,8 @@ def session_of(claims: Mapping[str, Any], *, for_update: bool = False) -> LoginS
     `session_revoked` or `password_changed` (the token predates the current password).
     `for_update` locks the session row for the rest of the transaction.
     """
-    user_id = claims.get(api_settings.USER_ID_CLAIM)
+    # A JWT claim: whatever JSON the token carried.
+    user_id: Any = claims.get(api_settings.USER_ID_CLAIM)
     session_id = claims.get(SESSION_CLAIM)
     try:
         session_id = uuid.UUID(str(session_id))
@@ -63,6 +66,21 @@ def session_of(claims: Mapping[str, Any], *, for_update: bool = False) -> LoginS
 class SessionJWTAuthentication(JWTAuthentication):
     """SimpleJWT's JWT authentication, plus: the token's sign-in session must be open."""
 
-    def get_user(self, validated_token: Token) -> User:
+    # SimpleJWT annotates its get_user with an unbound TypeVar, which no override can match.
+    def get_user(self, validated_token: Token) -> User:  # type: ignore[override]
         """The token's user; raise InvalidToken or AuthenticationFailed (see `session_of`)."""
         return session_of(validated_token.payload).user
+
+
+class AuthenticatedRequest(Request):
+    """The type of `request` in a REST view behind IsAuthenticated (the default permission):
+    SessionJWTAuthentication set `user` and `auth`. For type checkers; never instantiated."""
+
+    user: User
+    auth: Token
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The type of `request` in the admin, which only signed-in staff reach."""
+
+    user: User

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -12,11 +14,15 @@ from django.db.models.functions import Lower
 from accounts.usernames import SIMILAR_USERNAME_MESSAGE, lookalike_skeletons, username_skeleton
 
 
-class AccountManager(UserManager):
-    def _create_user_object(self, username, email, password, **extra_fields):
+class AccountManager(UserManager["User"]):
+    def _create_user_object(
+        self, username: str, email: str | None, password: str | None, **extra_fields: Any
+    ) -> User:
         """Refuse a username taken, ignoring case, or looking like a taken one, as forms do:
         `createsuperuser` then reports it as an error instead of an IntegrityError."""
-        user = super()._create_user_object(username, email, password, **extra_fields)
+        user: User = super()._create_user_object(  # type: ignore[misc]  # not in django-stubs
+            username, email, password, **extra_fields
+        )
         user._refuse_taken_username()
         return user
 
@@ -36,9 +42,14 @@ class User(AbstractUser):
         error_messages={"unique": SIMILAR_USERNAME_MESSAGE},
     )
 
-    objects = AccountManager()
+    objects: ClassVar[AccountManager] = AccountManager()
 
     REQUIRED_FIELDS = ["email"]
+
+    # (is_active, password) as stored, kept by accounts.receivers from pre_save to post_save.
+    _saved_credentials: tuple[bool, str] | None
+    # Django's: the raw password set_password() was given until the save, else None.
+    _password: str | None
 
     class Meta:
         ordering = ["id"]
@@ -75,14 +86,17 @@ class User(AbstractUser):
         raise ValidationError({"username": ValidationError(message, code="unique")})
 
     def full_clean(
-        self, exclude=None, validate_unique: bool = True, validate_constraints: bool = True
+        self,
+        exclude: Iterable[str] | None = None,
+        validate_unique: bool = True,
+        validate_constraints: bool = True,
     ) -> None:
         # clean() reports a look-alike on `username`, the field forms show; the skeleton's own
         # unique check would repeat it under a field no form has.
         exclude = {*(exclude or ()), "username_skeleton"}
         super().full_clean(exclude, validate_unique, validate_constraints)
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.username_skeleton = username_skeleton(self.username or "")
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "username" in update_fields:

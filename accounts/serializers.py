@@ -49,6 +49,8 @@ class LoginSerializer(TokenObtainSerializer):
     """SimpleJWT's username/password check; the pair it returns opens a sign-in session."""
 
     token_class = SessionRefreshToken
+    # Set by TokenObtainSerializer.validate, which raises when no user authenticates.
+    user: User
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         super().validate(attrs)  # authenticates and sets self.user, or raises
@@ -59,7 +61,8 @@ class LoginSerializer(TokenObtainSerializer):
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
         if jwt_settings.UPDATE_LAST_LOGIN:
-            update_last_login(None, self.user)
+            # As SimpleJWT calls it: the receiver ignores its sender.
+            update_last_login(None, self.user)  # type: ignore[arg-type]
         return pair.as_dict()
 
 

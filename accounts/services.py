@@ -152,13 +152,15 @@ def session_refresh(*, raw_token: str) -> TokenPair:
     Raises TokenError (bad, expired, wrong type) or AuthenticationFailed (session_of's codes,
     or `refresh_reuse`).
     """
-    presented = PresentedRefreshToken(raw_token)
+    # SimpleJWT annotates the encoded token it takes as a Token object.
+    presented = PresentedRefreshToken(raw_token)  # type: ignore[arg-type]
     with transaction.atomic():
         # The row lock serializes rotations of one session on PostgreSQL; SQLite's IMMEDIATE
         # transactions serialize every writer anyway. The unique row decides either way.
         session = session_of(presented.payload, for_update=True)
-        outstanding = OutstandingToken.objects.filter(jti=presented[jwt_settings.JTI_CLAIM])
-        outstanding = outstanding.first()
+        outstanding = OutstandingToken.objects.filter(
+            jti=presented[jwt_settings.JTI_CLAIM]
+        ).first()
         if outstanding is None:
             raise AuthenticationFailed("Token is not known", code="token_not_valid")
         try:
@@ -198,7 +200,8 @@ def session_end(*, raw_token: str, everywhere: bool) -> None:
 
     Raises TokenError when the token itself is invalid or expired.
     """
-    presented = PresentedRefreshToken(raw_token)
+    # SimpleJWT annotates the encoded token it takes as a Token object.
+    presented = PresentedRefreshToken(raw_token)  # type: ignore[arg-type]
     session = (
         LoginSession.objects.filter(
             pk=presented.get(SESSION_CLAIM),
@@ -236,9 +239,10 @@ def sessions_revoke(
     many ended. After the commit, listeners close the sockets of the ended sessions."""
     user_ids = list(user_ids)
     open_sessions = LoginSession.objects.filter(user_id__in=user_ids, revoked_at__isnull=True)
-    if session_ids is not None:
-        session_ids = [str(pk) for pk in session_ids]
-        open_sessions = open_sessions.filter(pk__in=session_ids)
+    # As strings: the revocation event carries them through the channel layer.
+    session_keys = None if session_ids is None else [str(pk) for pk in session_ids]
+    if session_keys is not None:
+        open_sessions = open_sessions.filter(pk__in=session_keys)
     if keep is not None:
         open_sessions = open_sessions.exclude(pk=keep)
     ended = open_sessions.update(revoked_at=timezone.now(), revoked_reason=reason)
@@ -248,7 +252,7 @@ def sessions_revoke(
             sessions_revoked.send(
                 sender=LoginSession,
                 user_id=user_id,
-                session_ids=session_ids,
+                session_ids=session_keys,
                 keep=None if keep is None else str(keep),
                 reason=str(reason),
             )

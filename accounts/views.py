@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -19,6 +21,7 @@ from rest_framework_simplejwt.views import (
 )
 
 from accounts import services
+from accounts.authentication import AuthenticatedRequest
 from accounts.models import User
 from accounts.serializers import (
     LoginSerializer,
@@ -150,7 +153,7 @@ class LogoutView(TokenBlacklistView):
 
     serializer_class = LogoutSerializer
 
-    def post(self, request: Request, *args, **kwargs) -> Response:
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         super().post(request, *args, **kwargs)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -174,7 +177,7 @@ class PasswordChangeView(APIView):
     # A stolen access token must not buy unlimited guesses at the current password.
     throttle_classes = (LoginRateThrottle,)
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = PasswordChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -194,6 +197,7 @@ class MeView(generics.RetrieveAPIView):
 
     permission_classes = (IsAuthenticated,)
     serializer_class = UserSerializer
+    request: AuthenticatedRequest
 
     def get_object(self) -> User:
         return self.request.user

@@ -11,7 +11,8 @@ docs/protocol.md lists the codes.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -51,7 +52,7 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR") or "-"
 
 
-def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:
         error["fields"] = fields
@@ -77,7 +78,8 @@ def _code_and_message(exc: exceptions.APIException) -> tuple[str, str]:
     detail = exc.detail
     if isinstance(exc, InvalidToken) and isinstance(detail, dict):
         # SimpleJWT puts the specific reason ("Token is expired") in `messages`.
-        messages = detail.get("messages") or []
+        # SimpleJWT's shape: a list of {"token_class", "token_type", "message"}.
+        messages: Any = detail.get("messages") or []
         message = str(messages[0]["message"]) if messages else str(detail.get("detail", ""))
         return "token_not_valid", message
     if isinstance(detail, dict) and "code" in detail:
@@ -89,7 +91,7 @@ def _code_and_message(exc: exceptions.APIException) -> tuple[str, str]:
     return _CODE_NAMES.get(code, code), message
 
 
-def _field_errors(exc: exceptions.ValidationError) -> dict[str, Any]:
+def _field_errors(exc: exceptions.ValidationError) -> Mapping[str, Any]:
     details = exc.get_full_details()
     if isinstance(details, list):
         return {"non_field_errors": details}
@@ -138,9 +140,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body = error_body("validation_failed", "Some fields are invalid.", _field_errors(exc))
     elif isinstance(exc, exceptions.Throttled):
         body = error_body("throttled", "Too many requests; retry after the Retry-After delay.")
-        body["error"]["retry_after"] = exc.wait and int(exc.wait + 0.999)
+        # Throttled sets `wait` in __init__; djangorestframework-stubs does not declare it.
+        wait = exc.wait  # type: ignore[attr-defined]
+        body["error"]["retry_after"] = wait and int(wait + 0.999)
     else:
-        body = error_body(*_code_and_message(exc))
+        # DRF's handler answers APIExceptions only (the ones above were converted to them).
+        body = error_body(*_code_and_message(cast(exceptions.APIException, exc)))
     if isinstance(exc, exceptions.AuthenticationFailed) and request is not None:
         security_logger.warning(
             "api authentication failed code=%s path=%s addr=%s username=%r",

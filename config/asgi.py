@@ -36,7 +36,8 @@ application = ProtocolTypeRouter(
         "websocket": HandshakeAdmissionMiddleware(
             OriginAllowListMiddleware(
                 TokenAuthMiddleware(
-                    URLRouter(websocket_urlpatterns),
+                    # types-channels wants its own URLPattern subtype, which path() never types.
+                    URLRouter(websocket_urlpatterns),  # type: ignore[arg-type]
                 )
             )
         ),

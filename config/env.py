@@ -6,6 +6,7 @@ grep one name to find every knob an operator can turn (docs/deployment.md lists 
 
 from __future__ import annotations
 
+import builtins
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -24,14 +25,14 @@ class Env:
         """Return the variable, or `default` when it is unset or empty."""
         return self._environ.get(name) or default
 
-    def required(self, name: str, why: str) -> str:
+    def required(self, name: builtins.str, why: builtins.str) -> builtins.str:
         """Return the variable; raise ImproperlyConfigured naming it when unset or empty."""
         value = self._environ.get(name, "").strip()
         if not value:
             raise ImproperlyConfigured(f"Set the {name} environment variable: {why}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: bool) -> bool:
         """Return a boolean; raise ImproperlyConfigured on anything but yes/no words."""
         raw = self._environ.get(name)
         if raw is None:
@@ -43,7 +44,7 @@ class Env:
             return False
         raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
 
-    def int(self, name: str, default: int) -> int:
+    def int(self, name: builtins.str, default: int) -> int:
         """Return an integer; raise ImproperlyConfigured when it is not one."""
         raw = self._environ.get(name)
         if raw is None or not raw.strip():
@@ -53,7 +54,7 @@ class Env:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: builtins.str, default: float) -> float:
         """Return a number; raise ImproperlyConfigured when it is not one."""
         raw = self._environ.get(name)
         if raw is None or not raw.strip():
@@ -63,7 +64,9 @@ class Env:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
 
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+    def list(
+        self, name: builtins.str, default: list[builtins.str] | None = None
+    ) -> list[builtins.str]:
         """Return a comma-separated list with blanks dropped."""
         raw = self._environ.get(name)
         if raw is None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sentry_sdk.types import Breadcrumb, BreadcrumbHint, Event, Hint
+
 from config.logs import redact
 
 # Request parts that are credentials or may carry one.
@@ -32,9 +34,9 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+def scrub_event(event: Event, hint: Hint | None = None) -> Event:
     """Sentry's before_send: the event without credentials."""
-    request = event.get("request")
+    request: Any = event.get("request")
     if isinstance(request, dict):
         for key in _DROPPED_REQUEST_KEYS:
             request.pop(key, None)
@@ -48,12 +50,11 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
         url = request.get("url")
         if isinstance(url, str):
             request["url"] = url.split("?", 1)[0]
-    return scrub(event)
+    scrubbed: Event = scrub(event)
+    return scrubbed
 
 
-def scrub_breadcrumb(
-    crumb: dict[str, Any], hint: dict[str, Any] | None = None
-) -> dict[str, Any] | None:
+def scrub_breadcrumb(crumb: Breadcrumb, hint: BreadcrumbHint | None = None) -> Breadcrumb | None:
     """Sentry's before_breadcrumb: the same redaction."""
     return scrub(crumb)
 

@@ -49,7 +49,8 @@ class FieldErrorSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text=ERROR_CODES_DESCRIPTION)
     message = serializers.CharField(help_text="Human-readable text; may change.")
-    fields = serializers.DictField(
+    # DRF's metaclass moves declared fields off the class: this does not shadow `.fields`.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=FieldErrorSerializer()),
         required=False,
         help_text="Only with `validation_failed`: each invalid field (or `non_field_errors`) "

@@ -66,6 +66,7 @@ def build_document() -> dict[str, Any]:
     def message_ref(key: str) -> dict[str, str]:
         return {"$ref": f"#/channels/{CHANNEL}/messages/{key}"}
 
+    model: type[BaseModel]
     for frame_type, model in protocol.FRAME_TYPES.items():
         key = _message_key("client", frame_type)
         # Validation mode: the schema of what the server accepts.
@@ -450,6 +451,7 @@ def _member_comments(klass: type) -> dict[str, str]:
     comments: dict[str, str] = {}
     for statement in getattr(class_def, "body", ()):
         # `name: type = ...` (a model's field) or `NAME = value` (an enum member).
+        target: ast.expr
         if isinstance(statement, ast.AnnAssign):
             target = statement.target
         elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:

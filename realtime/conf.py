@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -41,7 +42,7 @@ class RealtimeSettings:
 @cache
 def realtime_settings() -> RealtimeSettings:
     """The REALTIME settings, validated once; a missing or unknown key raises TypeError."""
-    values = dict(settings.REALTIME)
+    values: dict[str, Any] = dict(settings.REALTIME)
     values["ALLOWED_ORIGINS"] = tuple(o.rstrip("/").lower() for o in values["ALLOWED_ORIGINS"])
     return RealtimeSettings(**values)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -30,6 +31,9 @@ from realtime.middleware import Grant, HandshakeRefused, grant_for_access_token
 from realtime.protocol import CloseCode, ErrorCode, ProtocolError
 from realtime.ratelimit import FrameRateLimiter
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 connection_logger = logging.getLogger("realtime.connection")
 protocol_logger = logging.getLogger("realtime.protocol")
 security_logger = logging.getLogger("realtime.security")
@@ -41,9 +45,13 @@ _ACCOUNT_GONE = frozenset({"account_disabled", "account_deleted"})
 class Connection(AsyncJsonWebsocketConsumer):
     """Admission, lifetime and closing of one chat socket; rooms are the subclass's."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    # As realtime.middleware builds it: "user" is always a User, and "grant" is set.
+    # types-channels declares a closed TypedDict with an optional user instead.
+    scope: dict[str, Any]  # type: ignore[assignment]
+
+    async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send)  # type: ignore[arg-type]
         except BACKEND_ERRORS as exc:
             # Raised by the channel layer's receive loop, outside any frame handler.
             connection_logger.error(
@@ -61,7 +69,7 @@ class Connection(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         limits = realtime_settings()
-        self.user = self.scope["user"]
+        self.user: User = self.scope["user"]
         self.grant: Grant = self.scope["grant"]
         self.conn_id = self.channel_name.rsplit("!", 1)[-1][:12]
         self.connected_at = time.monotonic()
@@ -84,7 +92,8 @@ class Connection(AsyncJsonWebsocketConsumer):
                 await self._refuse_over_cap(admission)
                 return
             try:
-                await local.add(self)
+                # ChatConsumer, the only subclass, provides presence_entries.
+                await local.add(self)  # type: ignore[arg-type]
                 await self.channel_layer.group_add(
                     groups.user_group(self.user.pk), self.channel_name
                 )
@@ -138,7 +147,7 @@ class Connection(AsyncJsonWebsocketConsumer):
         metrics.count_close(wire_code)
         await super().close(code=wire_code)
 
-    async def send(
+    async def send(  # type: ignore[override]  # as channels' WebSocket consumers do
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
         metrics.FRAMES_SENT.inc()
@@ -161,7 +170,7 @@ class Connection(AsyncJsonWebsocketConsumer):
             self.expiry = None
         registry = local_sockets()
         admitted = self in registry.sockets
-        registry.discard(self)
+        registry.discard(self)  # type: ignore[arg-type]  # as in connect()
         return admitted
 
     async def _release_slot(self) -> None:

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -69,6 +69,7 @@ class MemorySlots:
         return Admission.ADMITTED
 
     async def release(self, slot: Slot) -> None:
+        name: Any  # a user id or an address, the key of its own table
         for table, name in ((self.by_user, slot.user_id), (self.by_address, slot.address)):
             members = table.get(name)
             if members is not None:

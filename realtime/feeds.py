@@ -9,6 +9,7 @@ the hole is filled from the database, where every lower seq is already committed
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -47,14 +48,15 @@ class Feeds:
     def __contains__(self, slug: str) -> bool:
         return slug in self._by_slug
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Feed]:
         return iter(list(self._by_slug.values()))
 
     def get(self, slug: str) -> Feed | None:
         return self._by_slug.get(slug)
 
-    def by_id(self, room_id: int) -> Feed | None:
-        return self._by_id.get(room_id)
+    def by_id(self, room_id: int | None) -> Feed | None:
+        """The feed of a room id; None for an event that names no room."""
+        return self._by_id.get(room_id) if room_id is not None else None
 
     def add(self, feed: Feed) -> None:
         self._by_slug[feed.slug] = feed

@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
 
 from realtime import frames
 
@@ -25,6 +26,14 @@ TYPING = "typing.event"
 ROOM_CLOSED = "room.closed"
 MEMBERSHIP_REVOKED = "membership.revoked"
 SESSION_END = "session.end"
+
+
+def _channel_layer() -> BaseChannelLayer:
+    """The default channel layer, which every settings module configures."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise ImproperlyConfigured("Set CHANNEL_LAYERS: realtime needs a default channel layer.")
+    return layer
 
 
 def room_group(room_id: int) -> str:
@@ -38,7 +47,7 @@ def user_group(user_id: int) -> str:
 async def broadcast_message(room_id: int, payload: dict[str, Any]) -> None:
     """Send a stored message to every socket in its room, pre-encoded, with its seq (the
     sockets deliver each room's messages in seq order, exactly once)."""
-    await get_channel_layer().group_send(
+    await _channel_layer().group_send(
         room_group(room_id),
         {
             "type": CHAT_MESSAGE,
@@ -56,7 +65,7 @@ async def announce_presence(
     room_id: int, slug: str, user: dict[str, Any], event: frames.PresenceEvent
 ) -> None:
     """Tell the room's other sockets that a user's presence began or ended."""
-    await get_channel_layer().group_send(
+    await _channel_layer().group_send(
         room_group(room_id),
         {
             "type": PRESENCE,
@@ -69,7 +78,7 @@ async def announce_presence(
 
 async def announce_typing(room_id: int, slug: str, user: dict[str, Any]) -> None:
     """Tell the room's other sockets that a user is typing; never stored."""
-    await get_channel_layer().group_send(
+    await _channel_layer().group_send(
         room_group(room_id),
         {
             "type": TYPING,
@@ -82,14 +91,14 @@ async def announce_typing(room_id: int, slug: str, user: dict[str, Any]) -> None
 
 async def announce_room_closed(room_id: int) -> None:
     """Tell every socket in the room that the room is gone."""
-    await get_channel_layer().group_send(
+    await _channel_layer().group_send(
         room_group(room_id), {"type": ROOM_CLOSED, "room_id": room_id}
     )
 
 
 async def revoke_membership(user_id: int, room_id: int) -> None:
     """Tell the user's sockets they may no longer read the room."""
-    await get_channel_layer().group_send(
+    await _channel_layer().group_send(
         user_group(user_id), {"type": MEMBERSHIP_REVOKED, "room_id": room_id}
     )
 
@@ -98,7 +107,7 @@ async def end_sessions(
     user_id: int, *, reason: str, session_ids: list[str] | None, keep: str | None
 ) -> None:
     """Close the user's sockets of the ended sessions (all but `keep` when None)."""
-    await get_channel_layer().group_send(
+    await _channel_layer().group_send(
         user_group(user_id),
         {"type": SESSION_END, "reason": reason, "sessions": session_ids, "keep": keep},
     )

@@ -78,6 +78,10 @@ class ChatPubSub(PubSub):
 
 
 class ChatShardConnection(RedisSingleShardConnection):
+    # channels-redis's, set by _ensure_redis.
+    _redis: aioredis.Redis | None
+    _pubsub: PubSub | None
+
     def __init__(self, host: dict[str, Any], channel_layer: ChatLoopLayer) -> None:
         super().__init__(host, channel_layer)
         self.failing_since: float | None = None
@@ -168,6 +172,9 @@ class ChatShardConnection(RedisSingleShardConnection):
 
 
 class ChatLoopLayer(RedisPubSubLoopLayer):
+    # channels-redis's, replaced by ChatShardConnections in __init__.
+    _shards: list[ChatShardConnection]
+
     def __init__(
         self,
         *args: Any,

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import secrets
 import weakref
-from typing import Protocol
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -76,7 +76,8 @@ class LocalSockets:
         self.sockets.add(socket)
         if settings.REDIS_URL and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._upkeep())
-            layer = get_channel_layer()
+            # Only realtime.layers' layer reports reconnects and outages.
+            layer: Any = get_channel_layer()
             if hasattr(layer, "notify_reconnect"):
                 layer.notify_reconnect(self._after_reconnect)
                 layer.notify_outage(self._after_outage)
@@ -103,12 +104,13 @@ class LocalSockets:
         the last check (the key vanished or changed)."""
         redis = redis_client()
         epoch_key = key("epoch")
-        current = await redis.get(epoch_key)
+        # A string (the client decodes responses); redis-py's types allow bytes too.
+        current: str | None = await redis.get(epoch_key)  # type: ignore[assignment]
         if current is not None and current == self.epoch:
             return False
         if current is None:
             await redis.set(epoch_key, secrets.token_hex(8), nx=True)
-            current = await redis.get(epoch_key)
+            current = await redis.get(epoch_key)  # type: ignore[assignment]
         lost = self.epoch is not None
         self.epoch = current
         return lost

@@ -188,10 +188,12 @@ class RedisPresence:
         users_key, names_key = self._keys(room_id)
         redis = redis_client()
         # Expired entries may linger until a sweep: they are not counted.
-        uids = await redis.zrangebyscore(users_key, time.time(), "+inf")
+        # Strings (the client decodes responses), without scores; redis-py's types cover
+        # every option at once.
+        uids: list[str] = await redis.zrangebyscore(users_key, time.time(), "+inf")  # type: ignore[assignment]
         if not uids:
             return []
-        names = await redis.hmget(names_key, uids)
+        names: list[str | None] = await redis.hmget(names_key, uids)  # type: ignore[assignment]
         return sorted(
             (
                 {"id": int(uid), "username": name or ""}

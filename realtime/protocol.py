@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -62,7 +62,7 @@ def close_action(code: int) -> CloseAction:
     return CloseAction.RECONNECT
 
 
-def wire_code(code: CloseCode) -> int:
+def wire_code(code: int) -> int:
     """The plain int to hand to the ASGI server: autobahn refuses an IntEnum, and any code
     but 1000 or 3000-4999 unless the server sends it itself (realtime.server)."""
     value = int(code)
@@ -125,6 +125,10 @@ class _Frame(BaseModel):
 
     ref: Ref | None = None
 
+    if TYPE_CHECKING:
+        # A frame is never falsy (no __bool__ or __len__), so `frame and frame.ref` is a ref.
+        def __bool__(self) -> Literal[True]: ...
+
 
 class Join(_Frame):
     type: Literal["join"]
@@ -165,7 +169,7 @@ class Refresh(_Frame):
 
 
 ClientFrame = Join | Leave | Send | Typing | Ping | Refresh
-FRAME_TYPES: dict[str, type[_Frame]] = {
+FRAME_TYPES: dict[str, type[ClientFrame]] = {
     "join": Join,
     "leave": Leave,
     "send": Send,

@@ -39,7 +39,9 @@ def room_get_readable(*, user: User, slug: str, session_id: str | None = None) -
         if session_id is not None and not _open_session(user, session_id).exists():
             raise _session_ended(user) from None
         raise RoomNotFound(slug) from None
-    if session_id is not None and not room.session_open:
+    # django-stubs types the queryset by its first annotate(): the conditional second one,
+    # which adds session_open, is invisible to it.
+    if session_id is not None and not room.session_open:  # type: ignore[attr-defined]
         raise _session_ended(user)
     if room.is_private and not room.is_member:
         raise RoomForbidden(slug)

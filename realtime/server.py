@@ -104,6 +104,9 @@ class ChatWebSocketProtocol(WebSocketProtocol):
 
 
 class GracefulServer(Server):
+    # daphne's (untyped): the callable its protocols report actions to, or None.
+    action_logger: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # daphne's CLI builds its stock access log (--access-log), which writes query strings:
@@ -115,7 +118,9 @@ class GracefulServer(Server):
         # run() builds ws_factory and then starts the reactor; no socket can arrive before
         # the reactor runs, so swapping the protocol class here covers every connection.
         reactor.callWhenRunning(self._use_chat_protocol)
-        reactor.addSystemEventTrigger("before", "shutdown", self.close_websockets)
+        # Twisted's interfaces declare methods without `self`, so without the zope plugin
+        # mypy reads "before" as self and every later argument one place off.
+        reactor.addSystemEventTrigger("before", "shutdown", self.close_websockets)  # type: ignore[arg-type]
         super().run()
 
     def _use_chat_protocol(self) -> None:

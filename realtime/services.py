@@ -119,8 +119,10 @@ def message_post(
     try:
         message = message_store(room=room, author=author, body=body, client_id=client_id)
     except IntegrityError:
-        earlier = client_id and _earlier_send(
-            author=author, client_id=client_id, room=room, body=body
+        earlier = (
+            _earlier_send(author=author, client_id=client_id, room=room, body=body)
+            if client_id
+            else None
         )
         if not earlier:
             raise

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+
+if TYPE_CHECKING:
+    from asgiref.typing import ASGISendCallable
 
 logger = logging.getLogger("realtime.connection")
 
 Writer = Callable[[str], None]
 
 
-def frame_writer(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Writer | None:
+def frame_writer(send: ASGISendCallable) -> Writer | None:
     """A function that writes a text frame now, given the ASGI `send` of a socket under
     daphne (or a wrapper of it that says so with `__wrapped__` and only acts during the
     handshake, as realtime.admission's); None under any other server."""
@@ -33,7 +37,8 @@ def frame_writer(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Writer | 
         send = send.__wrapped__
     if (
         isinstance(send, functools.partial)
-        and getattr(send.func, "__func__", None) is Server.handle_reply
+        and isinstance(send.func, types.MethodType)
+        and send.func.__func__ is Server.handle_reply
         and len(send.args) == 1
         and isinstance(send.args[0], WebSocketProtocol)
     ):

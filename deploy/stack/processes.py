@@ -136,8 +136,13 @@ class Child:
     def await_ready(self, predicate: Callable[[], Any], *, timeout: float, what: str) -> None:
         """Poll `predicate` while the process runs; StackError with the tail of its logs if it
         exits or `timeout` passes first."""
+
+        def ready() -> Any:
+            self.check()
+            return predicate()
+
         try:
-            wait_for(lambda: self.check() or predicate(), timeout=timeout, what=what)
+            wait_for(ready, timeout=timeout, what=what)
         except Exited:
             raise
         except StackError as exc:

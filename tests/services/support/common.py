@@ -35,8 +35,19 @@ HTTP_TIMEOUT = 15.0
 RECV_TIMEOUT = 10.0
 
 # The only variables a started process inherits; everything the settings read comes from the
-# tests, so a developer's shell (DATABASE_URL, REDIS_URL...) cannot leak into a run.
-INHERITED_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+# tests, so a developer's shell (DATABASE_URL, REDIS_URL...) cannot leak into a run. Under
+# `make coverage` the COVERAGE_PROCESS_* variable makes each Python process measure itself.
+INHERITED_VARS = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TZ",
+    "COVERAGE_PROCESS_CONFIG",
+    "COVERAGE_PROCESS_START",
+)
 
 _names = itertools.count(1)
 

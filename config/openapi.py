@@ -152,7 +152,9 @@ _HEALTH = {
         "status": {"type": "string", "enum": ["ok", "unavailable"]},
         "checks": {
             "type": "object",
-            "description": "`database` always; `redis` when REDIS_URL is set.",
+            "description": "`database` always; `redis` when REDIS_URL is set; "
+            "`channel_layer` when the channel layer has Redis servers of its own "
+            "(CHANNEL_LAYER_REDIS_URLS, REDIS_SENTINELS).",
             "additionalProperties": {"type": "string", "enum": ["ok", "unavailable"]},
         },
     },

@@ -66,6 +66,7 @@ class ChatConsumer(Connection):
             if feed is not None and event["user_id"] != self.user.pk:
                 self.write(event["text"])  # type: ignore[misc]
                 metrics.FRAMES_SENT.inc()
+                metrics.FRAMES_WRITTEN_DIRECTLY.inc()
             return True
         if kind != groups.CHAT_MESSAGE or feed is None or self.delivering.locked():
             return False
@@ -76,6 +77,7 @@ class ChatConsumer(Connection):
             feed.delivered = event["seq"]
             self.write(event["text"])  # type: ignore[misc]
             metrics.FRAMES_SENT.inc()
+            metrics.FRAMES_WRITTEN_DIRECTLY.inc()
         return True
 
     async def leave_rooms(self) -> None:

@@ -12,14 +12,19 @@ messages carry their room's seq, every socket fills holes from the database
 
 What this adds to channels-redis's layer (4.3):
 
+* Decoding once. A published message is decoded (and decrypted, with
+  `symmetric_encryption_keys`) once per process by the layer's serializer, however many
+  sockets receive it; queues hold decoded messages. One that cannot be decoded (encrypted
+  with a key this process lacks, or not published by a layer) is dropped and logged: the
+  subscription and the sockets carry on.
 * Direct delivery. A consumer may `listen(channel, callback)`: a group message for that
-  channel is decoded once per process (not once per socket) and handed to the callback
-  synchronously; the callback takes what it can handle at once (a chat message in order)
-  and returns False for the rest, which goes through the channel's queue as usual.
+  channel is handed to the callback synchronously; the callback takes what it can handle
+  at once (a chat message in order) and returns False for the rest, which goes through the
+  channel's queue as usual.
 * Bounded queues. A channel's queue holds `capacity` messages; past that a message is
   dropped and logged, as the core layer does (a hole the receiving socket fills by seq).
 * A bounded, blocking pool with timeouts for the publishing connection (redis-py 8 caps an
-  asyncio pool at 100 connections and raises past that).
+  asyncio pool at 100 connections and raises past that), for Sentinel masters too.
 * `notify_outage` callbacks, run when the subscription connection has been down for
   `outage_grace` seconds, and `notify_reconnect` callbacks, run when it comes back.
 """
@@ -27,7 +32,9 @@ What this adds to channels-redis's layer (4.3):
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -38,11 +45,12 @@ from channels_redis.pubsub import (
     RedisPubSubLoopLayer,
     RedisSingleShardConnection,
 )
-from channels_redis.utils import _wrap_close, create_pool
+from channels_redis.utils import _wrap_close
 from redis import asyncio as aioredis
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -57,6 +65,14 @@ Listener = Callable[[dict[str, Any]], bool]
 RECEIVE_POLL_SECONDS = 0.1
 # Between attempts while Redis is down: quick enough to notice it is back within a second.
 RECONNECT_PAUSE_SECONDS = 0.5
+# Messages that cannot be decoded are logged at most this often (with how many were dropped):
+# a process with the wrong key sees every message of its rooms, and must not flood its log.
+UNDECODABLE_LOG_SECONDS = 10.0
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A pool of connections to the master Sentinel names, waiting for a free connection
+    when all are taken (BlockingConnectionPool) instead of raising."""
 
 
 class ChatPubSub(PubSub):
@@ -152,23 +168,20 @@ class ChatShardConnection(RedisSingleShardConnection):
         name, data = message["channel"], message["data"]
         if isinstance(name, bytes):
             name = name.decode()
-        if name in layer.channels:
-            layer.enqueue(name, data)
-            return
-        members = layer.groups.get(name)
+        direct = name in layer.channels
+        members = [name] if direct else list(layer.groups.get(name, ()))
         if not members:
             return
-        decoded: dict[str, Any] | None = None
-        for channel in list(members):
-            listener = layer.listeners.get(channel)
-            if listener is not None:
-                if decoded is None:
-                    # Once per process, however many sockets it has in the group.
-                    decoded = layer.channel_layer.deserialize(data)
-                    observe_fanout(decoded)
-                if listener(decoded):
-                    continue
-            layer.enqueue(channel, data)
+        # Once per process, however many sockets it has in the group.
+        decoded = layer.decode(name, data)
+        if decoded is None:
+            return
+        observe_fanout(decoded)
+        for channel in members:
+            listener = None if direct else layer.listeners.get(channel)
+            if listener is not None and listener(decoded):
+                continue
+            layer.enqueue(channel, decoded)
 
 
 class ChatLoopLayer(RedisPubSubLoopLayer):
@@ -188,7 +201,7 @@ class ChatLoopLayer(RedisPubSubLoopLayer):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.capacity = capacity
-        self.pool_options = {
+        self.pool_options: dict[str, Any] = {
             "max_connections": pool_max_connections,
             "timeout": pool_timeout,
             "socket_connect_timeout": socket_connect_timeout,
@@ -200,16 +213,28 @@ class ChatLoopLayer(RedisPubSubLoopLayer):
         self.reconnect_callbacks: set[Callable[[], None]] = set()
         self.outage_grace = outage_grace
         self.outage_callbacks: set[Callable[[], None]] = set()
+        self.undecodable = 0
+        self.undecodable_logged_at = -math.inf
         self._shards = [ChatShardConnection(shard.host, self) for shard in self._shards]
 
     def create_pool(self, host: dict[str, Any]) -> Any:
-        """A blocking pool for a redis:// or rediss:// URL; Sentinel hosts as channels-redis
-        builds them."""
+        """A blocking pool (`pool_options`) for one `hosts` entry: a redis:// or rediss://
+        URL, a master found through Sentinel, or host and port."""
         host = dict(host)
         address = host.pop("address", None)
-        if address is None:
-            return create_pool(host)
-        return BlockingConnectionPool.from_url(address, **host, **self.pool_options)
+        if address is not None:
+            return BlockingConnectionPool.from_url(address, **host, **self.pool_options)
+        master = host.pop("master_name", None)
+        if master is None:
+            return BlockingConnectionPool(**host, **self.pool_options)
+        sentinel_kwargs = {
+            # channels-redis gives the sentinels no timeouts: a hung one would hang the layer.
+            "socket_connect_timeout": self.pool_options["socket_connect_timeout"],
+            "socket_timeout": self.pool_options["socket_timeout"],
+            **(host.pop("sentinel_kwargs", None) or {}),
+        }
+        sentinel = Sentinel(host.pop("sentinels"), sentinel_kwargs=sentinel_kwargs)
+        return BlockingSentinelConnectionPool(master, sentinel, **host, **self.pool_options)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """A channel of this process only: its queue, with no Redis subscription.
@@ -224,13 +249,50 @@ class ChatLoopLayer(RedisPubSubLoopLayer):
         self.channels[channel] = asyncio.Queue()
         return channel
 
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """The next message of a channel of this process, already decoded (`decode`)."""
+        queue = self.channels.get(channel)
+        if queue is None:
+            # As new_channel: a channel of this process only, with no Redis subscription.
+            queue = self.channels[channel] = asyncio.Queue()
+        try:
+            return await queue.get()
+        except (asyncio.CancelledError, TimeoutError, GeneratorExit):
+            # channels cancels the receive when its consumer ends; the channel ends with it.
+            self.channels.pop(channel, None)
+            raise
+
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         if channel in self.channels:
-            self.enqueue(channel, self.channel_layer.serialize(message))
+            # A copy, as if it had crossed Redis: the sender may reuse its dict.
+            self.enqueue(channel, copy.deepcopy(message))
             return
         await super().send(channel, message)
 
-    def enqueue(self, channel: str, data: bytes) -> None:
+    def decode(self, name: str, data: bytes) -> dict[str, Any] | None:
+        """A published message, decoded (and decrypted) by the layer's serializer; None, and
+        logged, when it cannot be: encrypted with a key this process lacks
+        (CHANNEL_LAYER_ENCRYPTION_KEYS), or published by something else."""
+        try:
+            message = self.channel_layer.deserialize(data)
+            if not isinstance(message, dict):
+                raise TypeError("not a message")
+        except Exception as exc:
+            self.undecodable += 1
+            now = time.monotonic()
+            if now - self.undecodable_logged_at >= UNDECODABLE_LOG_SECONDS:
+                logger.warning(
+                    "channel layer message dropped: cannot decode channel=%s error=%s dropped=%d",
+                    name,
+                    type(exc).__name__,
+                    self.undecodable,
+                )
+                self.undecodable = 0
+                self.undecodable_logged_at = now
+            return None
+        return message
+
+    def enqueue(self, channel: str, message: dict[str, Any]) -> None:
         queue = self.channels.get(channel)
         if queue is None:
             return
@@ -238,7 +300,7 @@ class ChatLoopLayer(RedisPubSubLoopLayer):
             # The core layer's behaviour: drop, and say so. A socket fills the hole by seq.
             logger.warning("channel layer queue full, message dropped channel=%s", channel)
             return
-        queue.put_nowait(data)
+        queue.put_nowait(message)
 
     def listen(self, channel: str, listener: Listener) -> None:
         """Hand `channel`'s group messages to `listener` first (see the module docstring)."""

@@ -27,6 +27,10 @@ HANDSHAKES = Counter(
 )
 FRAMES_RECEIVED = Counter("chat_frames_received", "Frames received from clients.")
 FRAMES_SENT = Counter("chat_frames_sent", "Frames sent to clients (replies and deliveries).")
+FRAMES_WRITTEN_DIRECTLY = Counter(
+    "chat_frames_written_directly",
+    "Of chat_frames_sent, those the channel layer handed straight to daphne (realtime.writer).",
+)
 ERROR_FRAMES = Counter("chat_error_frames", "`error` frames sent, by code.", ["code"])
 CLOSES = Counter("chat_closes", "Sockets the server closed, by close code.", ["code"])
 DISCONNECTS = Counter(

@@ -16,6 +16,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from config.redis_hosts import url_options
+
 # Each command is short; a handful of connections serve thousands of sockets' upkeep.
 POOL_SIZE = 50
 # A hung Redis must fail a handshake well inside daphne's 5-second handshake timeout.
@@ -38,6 +40,8 @@ def redis_client() -> Redis:
             # A connection Redis closed while it sat in the pool is replaced once, at once.
             retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
             decode_responses=True,
+            # rediss://: TLS with REDIS_TLS_CA_FILE and the client certificate, if any.
+            **url_options(settings.REDIS_URL, settings.REDIS_TLS),
         )
         client = _clients[loop] = Redis(connection_pool=pool)
     return client

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
+from config import redis_hosts
 from config.env import env
 from config.error_tracking import init_error_tracking
 from config.logs import build_logging
@@ -131,20 +133,47 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, health -----------------------------------------------------
+# The project's own state (connection slots, presence, the epoch key, tickets, throttles, the
+# cache) lives on REDIS_URL; so does the channel layer's pub/sub, unless it is given servers
+# of its own below (config.redis_hosts, docs/deployment.md).
 REDIS_URL = env.str("REDIS_URL")
+# TLS for every rediss:// URL (and for Sentinel with REDIS_SENTINEL_TLS). redis-py verifies
+# the server's certificate and host name by default: against this CA file (a private CA) or
+# the system's CAs. A client certificate and key for servers that require one (mutual TLS).
+REDIS_TLS = redis_hosts.tls_options(
+    ca_file=env.str("REDIS_TLS_CA_FILE"),
+    cert_file=env.str("REDIS_TLS_CERT_FILE"),
+    key_file=env.str("REDIS_TLS_KEY_FILE"),
+)
 # Namespace of every Redis key the project writes (groups, connection counts), so several
 # deployments can share one Redis.
 REDIS_KEY_PREFIX = env.str("CHANNEL_LAYER_PREFIX", "chat")
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", 1000)
+# Where the channel layer publishes: several servers (shards; every process must list the
+# same ones in the same order), or masters found through Sentinel, or REDIS_URL alone.
+CHANNEL_LAYER_HOSTS = redis_hosts.layer_hosts(
+    redis_url=REDIS_URL,
+    urls=env.list("CHANNEL_LAYER_REDIS_URLS"),
+    sentinels=env.list("REDIS_SENTINELS"),
+    masters=env.list("REDIS_SENTINEL_MASTER"),
+    sentinel_password=env.str("REDIS_SENTINEL_PASSWORD"),
+    master_password=env.str("REDIS_SENTINEL_MASTER_PASSWORD"),
+    sentinel_tls=env.bool("REDIS_SENTINEL_TLS", False),
+    tls=REDIS_TLS,
+)
+# Encrypts what the channel layer publishes (Fernet, in channels-redis's serializer), for a
+# Redis that others can read. The first key encrypts, every key decrypts: rotate by adding
+# the new key second everywhere, then first, then dropping the old one.
+CHANNEL_LAYER_ENCRYPTION_KEYS = env.list("CHANNEL_LAYER_ENCRYPTION_KEYS")
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {
+    CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
         "default": {
             # channels-redis's pub/sub layer: one PUBLISH per group_send, local fan-out, and
             # delivery straight to the sockets (realtime.layers, docs/benchmarks.md).
             "BACKEND": "realtime.layers.ChatChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": CHANNEL_LAYER_HOSTS,
                 "prefix": REDIS_KEY_PREFIX,
                 # Group messages queued per socket before the layer drops new ones (and the
                 # socket fills the hole by seq). A socket 1000 behind is lost anyway.
@@ -161,12 +190,20 @@ if REDIS_URL:
             },
         }
     }
+    if CHANNEL_LAYER_ENCRYPTION_KEYS:
+        CHANNEL_LAYERS["default"]["CONFIG"]["symmetric_encryption_keys"] = (
+            CHANNEL_LAYER_ENCRYPTION_KEYS
+        )
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", "chat"),
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {
+                "socket_connect_timeout": 2,
+                "socket_timeout": 2,
+                **redis_hosts.url_options(REDIS_URL, REDIS_TLS),
+            },
         }
     }
 else:

@@ -7,8 +7,9 @@ only because nothing reaches daphne except through nginx on loopback or a privat
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env
+from config.redis_hosts import check_encryption_keys
 from config.settings.base import *  # noqa: F403
-from config.settings.base import REALTIME, SIMPLE_JWT
+from config.settings.base import CHANNEL_LAYER_ENCRYPTION_KEYS, REALTIME, SIMPLE_JWT
 
 DEBUG = False
 
@@ -20,8 +21,10 @@ if not ALLOWED_HOSTS:
     # Only commas and blanks: Django would answer every request 400 rather than fail here.
     raise ImproperlyConfigured(f"Set the ALLOWED_HOSTS environment variable: {_HOSTS_WHY}")
 REDIS_URL = env.required(
-    "REDIS_URL", "redis://host:port/db carries messages between daphne processes"
+    "REDIS_URL", "redis://host:port/db (rediss:// for TLS) joins the daphne processes"
 )
+# A key that is short or repetitive is a placeholder left in the environment file, not a key.
+check_encryption_keys(CHANNEL_LAYER_ENCRYPTION_KEYS)
 CSRF_TRUSTED_ORIGINS = env.list(
     "CSRF_TRUSTED_ORIGINS", [f"https://{host}" for host in ALLOWED_HOSTS if host != "*"]
 )

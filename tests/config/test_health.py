@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,3 +85,29 @@ def test_healthz_answers_head_for_load_balancer_probes(client, no_redis):
 
     assert response.status_code == 200
     assert response.content == b""
+
+
+def test_healthz_checks_the_channel_layers_own_servers(client, no_redis, settings, caplog):
+    """A shard other than REDIS_URL's is checked as `channel_layer` (tests/services/
+    test_layer_shards.py shows it ok against real shards)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "realtime.layers.ChatChannelLayer",
+            "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{port}/0"}]},
+        }
+    }
+    caplog.set_level(logging.ERROR, logger="config.health")
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "channel_layer": "unavailable"},
+    }
+    assert [r.getMessage() for r in caplog.records if r.name == "config.health"] == [
+        "health check failed service=channel_layer error=ConnectionError"
+    ]

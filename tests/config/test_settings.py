@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -153,6 +154,93 @@ def test_production_debug_stays_off_whatever_the_environment_says(production_env
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def settings_json(production_env: dict[str, str], expression: str) -> Any:
+    """`expression` (over `s`, the settings) evaluated by production settings, as JSON."""
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        f"print(json.dumps({expression}))"
+    )
+    result = run_python(["-c", script], production_env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_talks_tls_to_every_redis_given_as_rediss(production_env):
+    production_env["REDIS_URL"] = "rediss://:pw@redis.internal:6380/0"
+    production_env["REDIS_TLS_CA_FILE"] = "/etc/chat/redis-ca.pem"
+    production_env["CHANNEL_LAYER_REDIS_URLS"] = (
+        "rediss://layer-1.internal:6380/0,rediss://layer-2.internal:6380/0"
+    )
+    production_env["CHANNEL_LAYER_ENCRYPTION_KEYS"] = secrets.token_urlsafe(32)
+
+    found = settings_json(
+        production_env,
+        "{'layer': s.CHANNEL_LAYERS['default']['CONFIG'], 'cache': s.CACHES['default']}",
+    )
+
+    ca = {"ssl_ca_certs": "/etc/chat/redis-ca.pem"}
+    assert found["layer"]["hosts"] == [
+        {"address": "rediss://layer-1.internal:6380/0", **ca},
+        {"address": "rediss://layer-2.internal:6380/0", **ca},
+    ]
+    assert found["layer"]["symmetric_encryption_keys"] == [
+        production_env["CHANNEL_LAYER_ENCRYPTION_KEYS"]
+    ]
+    assert found["cache"]["LOCATION"] == "rediss://:pw@redis.internal:6380/0"
+    assert found["cache"]["OPTIONS"] == {"socket_connect_timeout": 2, "socket_timeout": 2, **ca}
+
+
+def test_production_without_encryption_keys_publishes_unencrypted(production_env):
+    found = settings_json(production_env, "s.CHANNEL_LAYERS['default']['CONFIG']")
+
+    assert "symmetric_encryption_keys" not in found
+    assert found["hosts"] == [{"address": "redis://127.0.0.1:6399/0"}]
+
+
+@pytest.mark.parametrize("keys", ["change-me", f"{secrets.token_urlsafe(32)},{'a' * 40}"])
+def test_production_refuses_a_weak_channel_layer_key(production_env, keys):
+    production_env["CHANNEL_LAYER_ENCRYPTION_KEYS"] = keys
+
+    result = run_python(SETUP, production_env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "CHANNEL_LAYER_ENCRYPTION_KEYS: key" in result.stderr
+    # The key itself is never echoed.
+    assert "change-me" not in result.stderr
+    assert "a" * 40 not in result.stderr
+
+
+def test_production_refuses_redis_tls_files_that_nothing_would_use(production_env):
+    production_env["REDIS_TLS_CA_FILE"] = "/etc/chat/redis-ca.pem"
+
+    result = run_python(SETUP, production_env)
+
+    assert result.returncode != 0
+    assert "apply to rediss:// URLs" in result.stderr
+
+
+def test_database_tls_options_pass_through_database_url(production_env):
+    """dj-database-url turns the query string into OPTIONS; Django's PostgreSQL backend hands
+    them to psycopg as connection parameters, beside the pool settings (nothing connects)."""
+    production_env["DATABASE_URL"] = (
+        "postgres://chat:pw@db.internal:5432/chat"
+        "?sslmode=verify-full&sslrootcert=/etc/chat/db-ca.pem"
+    )
+
+    found = settings_json(
+        production_env,
+        "{'pool': s.DATABASES['default']['OPTIONS']['pool']['max_size'], 'params': {k: v for "
+        "k, v in __import__('django.db').db.connection.get_connection_params().items() "
+        "if k.startswith('ssl')}}",
+    )
+
+    assert found == {
+        "pool": 20,
+        "params": {"sslmode": "verify-full", "sslrootcert": "/etc/chat/db-ca.pem"},
+    }
 
 
 # --- config.env -----------------------------------------------------------------------------

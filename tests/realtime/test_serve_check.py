@@ -150,3 +150,36 @@ def test_serve_with_require_backends_starts_when_they_answer(no_redis, daphne_ru
 
     assert len(daphne_runs) == 1
     assert err.getvalue() == ""
+
+
+def test_unreachable_channel_layer_servers_are_named_without_their_passwords(settings):
+    redis_port, shard_port, sentinel_port = free_port(), free_port(), free_port()
+    settings.REDIS_URL = f"redis://127.0.0.1:{redis_port}/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "realtime.layers.ChatChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    # REDIS_URL's own server is checked once, as Redis.
+                    {"address": settings.REDIS_URL},
+                    {"address": f"redis://:{SECRET}@127.0.0.1:{shard_port}/0"},
+                    {
+                        "sentinels": [("127.0.0.1", sentinel_port)],
+                        "master_name": "chat",
+                        "sentinel_kwargs": {"password": SECRET},
+                        "password": SECRET,
+                    },
+                ]
+            },
+        }
+    }
+
+    warnings = serve.check_backends()
+
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"Redis at 127.0.0.1:{redis_port} does not answer")
+    assert warnings[1].startswith(
+        f"channel layer: Redis at 127.0.0.1:{shard_port}, Redis master chat (Sentinel) "
+        "does not answer"
+    )
+    assert SECRET not in "".join(warnings)

@@ -7,7 +7,8 @@ says otherwise), one Redis, two daphne workers. A test that stops the database o
 kills a worker asks for its own through `start_postgres`/`start_redis`/`start_server`,
 so the shared instances stay healthy for everyone else. Servers run as `manage.py serve`
 starts daphne, or with runner="daphne" as plain `python -m daphne` (`plain_server`, and
-`either_server` to run a test under both). The nginx tests put the shipped
+`either_server` to run a test under both). `start_redis` also starts TLS-only servers and
+replicas, `start_sentinel` a Redis Sentinel over them. The nginx tests put the shipped
 deploy/nginx/ configuration in front of a daphne run with --proxy-headers (`proxied`,
 `start_proxied`, `shipped_site`). Every process is stopped at teardown, even when the test
 failed, and once more at exit as a last resort.
@@ -26,9 +27,14 @@ from tests.services.support.common import ServiceError, migrated_environment, un
 from tests.services.support.daphne import RUNNERS, Server
 from tests.services.support.nginx import Nginx, SiteNginx, nginx_binary
 from tests.services.support.postgres import PostgresServer, postgres_bin_dir
-from tests.services.support.redis_server import RedisServer, redis_server_binary
+from tests.services.support.redis_server import (
+    RedisServer,
+    RedisTls,
+    SentinelServer,
+    redis_server_binary,
+)
 
-Process = PostgresServer | RedisServer | Server | Nginx
+Process = PostgresServer | RedisServer | SentinelServer | Server | Nginx
 
 _started: list[Process] = []
 
@@ -161,9 +167,14 @@ def _server_factory(
 
 def _redis_factory(
     services_dir: Path, binary: str, started: list[RedisServer]
-) -> Callable[[], RedisServer]:
-    def start() -> RedisServer:
-        server = RedisServer(binary=binary, workdir=services_dir / unique_name("redis"))
+) -> Callable[..., RedisServer]:
+    def start(*, tls: RedisTls | None = None, extra_args: Sequence[str] = ()) -> RedisServer:
+        server = RedisServer(
+            binary=binary,
+            workdir=services_dir / unique_name("redis"),
+            tls=tls,
+            extra_args=tuple(extra_args),
+        )
         started.append(server)
         _started.append(server)
         return server.start()
@@ -253,11 +264,39 @@ def either_server(request: pytest.FixtureRequest) -> Server:
 
 
 @pytest.fixture
-def start_redis(services_dir: Path, redis_binary: str) -> Iterator[Callable[[], RedisServer]]:
-    """Start a Redis this test alone uses (and may stop); stopped at teardown."""
+def start_redis(services_dir: Path, redis_binary: str) -> Iterator[Callable[..., RedisServer]]:
+    """Start a Redis this test alone uses (and may stop); stopped at teardown.
+
+    start_redis(tls=None | RedisTls, extra_args=()) -> RedisServer (TLS only, on its
+    rediss:// `url`, when `tls` is given)
+    """
     started: list[RedisServer] = []
     try:
         yield _redis_factory(services_dir, redis_binary, started)
+    finally:
+        _stop_all(started)
+
+
+@pytest.fixture
+def start_sentinel(
+    services_dir: Path, redis_binary: str
+) -> Iterator[Callable[[dict[str, int]], SentinelServer]]:
+    """Start a Redis Sentinel this test alone uses; stopped at teardown.
+
+    start_sentinel({master_name: port of a RedisServer}) -> SentinelServer
+    """
+    started: list[SentinelServer] = []
+
+    def start(masters: dict[str, int]) -> SentinelServer:
+        sentinel = SentinelServer(
+            binary=redis_binary, workdir=services_dir / unique_name("sentinel"), masters=masters
+        )
+        started.append(sentinel)
+        _started.append(sentinel)
+        return sentinel.start()
+
+    try:
+        yield start
     finally:
         _stop_all(started)
 

@@ -82,9 +82,10 @@ async def test_each_process_counts_its_sockets_frames_errors_closes_and_fan_out(
     assert grew(before_a, during_a, "chat_error_frames_total", code="invalid_json") == 1
     # The message crossed Redis: published by A, timed on its arrival at B.
     assert grew(before_a, during_a, "chat_channel_layer_seconds_count", operation="group_send")
-    # (Timed where the layer hands a message straight to the sockets: also the proof that the
-    # sockets take the direct path, realtime.writer, through every middleware.)
     assert grew(before_b, during_b, "chat_fanout_seconds_count") >= 1
+    # ...and written to the socket straight from the layer (realtime.writer), whatever
+    # middleware wraps the socket's `send`.
+    assert grew(before_b, during_b, "chat_frames_written_directly_total") == 1
     assert grew(before_b, during_b, "chat_frames_sent_total") >= 2  # joined, the message
     # Standard process metrics come with the client library.
     assert value(during_a, "process_resident_memory_bytes") > 0

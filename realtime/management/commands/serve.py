@@ -6,10 +6,11 @@ The caps come from settings.REALTIME; daphne closes a socket with 1009 when a me
 exceeds TRANSPORT_MAX_MESSAGE_BYTES, before the application reads it. On SIGTERM every open
 socket is closed with 1001 (realtime.server).
 
-Before daphne starts, the database and (when REDIS_URL is set) Redis are asked to answer, with
-/healthz's own checks (config.health); each one that does not is named by host and port (never
-its credentials) in a warning. The process starts anyway, answering 503 `unavailable` and
-closing sockets with 4013 until they answer, unless --require-backends makes it refuse to.
+Before daphne starts, the database, Redis (when REDIS_URL is set) and the channel layer's own
+Redis servers (shards, Sentinel masters) are asked to answer, with /healthz's own checks
+(config.health); each one that does not is named by host and port (never its credentials) in
+a warning. The process starts anyway, answering 503 `unavailable` and closing sockets with
+4013 until they answer, unless --require-backends makes it refuse to.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from config.health import check_database, check_redis
+from config.health import (
+    channel_layer_servers,
+    check_channel_layer,
+    check_database,
+    check_redis,
+)
 from realtime.conf import realtime_settings
 from realtime.server import GracefulCommandLineInterface
 
@@ -47,11 +53,21 @@ def _database_address() -> str:
     return f"{vendor} database at {_host_port(host, port)}"
 
 
-def _redis_address() -> str:
-    url = urlsplit(settings.REDIS_URL)
+def _redis_address(redis_url: str) -> str:
+    url = urlsplit(redis_url)
     if url.scheme == "unix":
         return f"Redis at {url.path}"
     return f"Redis at {_host_port(url.hostname or 'localhost', url.port or 6379)}"
+
+
+def _layer_address() -> str:
+    servers = [
+        _redis_address(host["address"])
+        if "address" in host
+        else f"Redis master {host['master_name']} (Sentinel)"
+        for host in channel_layer_servers()
+    ]
+    return "channel layer: " + ", ".join(servers)
 
 
 def _host_port(host: str, port: object) -> str:
@@ -61,8 +77,11 @@ def _host_port(host: str, port: object) -> str:
 def _secrets() -> list[str]:
     found = [settings.DATABASES["default"].get("PASSWORD") or ""]
     if settings.REDIS_URL:
-        url = urlsplit(settings.REDIS_URL)
-        found.append(url.password or "")
+        found.append(urlsplit(settings.REDIS_URL).password or "")
+    for host in channel_layer_servers():
+        found.append(urlsplit(host.get("address", "")).password or "")
+        found.append(host.get("password") or "")
+        found.append(host.get("sentinel_kwargs", {}).get("password") or "")
     return [secret for secret in found if secret]
 
 
@@ -94,7 +113,9 @@ def check_backends(timeout: float = BACKEND_CHECK_SECONDS) -> list[str]:
     """
     checks: dict[str, Callable[[], None]] = {_database_address(): check_database}
     if settings.REDIS_URL:
-        checks[_redis_address()] = check_redis
+        checks[_redis_address(settings.REDIS_URL)] = check_redis
+    if channel_layer_servers():
+        checks[_layer_address()] = check_channel_layer
     running = []
     for address, check in checks.items():
         outcome: list[BaseException | None] = []

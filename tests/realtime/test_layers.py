@@ -8,13 +8,14 @@ Across real Redis servers and daphne processes: tests/services/test_layer_encryp
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
 
 import pytest
 
-from realtime.layers import ChatChannelLayer, ChatLoopLayer
+from realtime.layers import ChatChannelLayer, ChatLoopLayer, Inbox
 
 pytestmark = pytest.mark.asyncio
 
@@ -105,3 +106,53 @@ async def test_without_keys_payloads_are_plain_msgpack():
     loop_layer._shards[0]._receive_message(arrival(loop_layer, payload))
 
     assert await loop_layer.receive(channels[0]) == {"type": "chat.message", "text": "hello"}
+
+
+# --- Inbox: a channel's queue ----------------------------------------------------------------
+
+
+async def test_an_inbox_hands_messages_over_in_order():
+    inbox = Inbox()
+    for n in range(3):
+        inbox.put_nowait({"n": n})
+
+    assert inbox.qsize() == 3
+    assert [(await inbox.get())["n"] for _ in range(3)] == [0, 1, 2]
+    assert inbox.empty()
+
+
+async def test_a_reader_waiting_on_an_empty_inbox_wakes_for_the_next_message():
+    inbox = Inbox()
+    reader = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+
+    inbox.put_nowait({"n": 1})
+
+    assert await asyncio.wait_for(reader, 1) == {"n": 1}
+
+
+async def test_a_cancelled_read_leaves_the_inbox_usable():
+    inbox = Inbox()
+    reader = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+
+    inbox.put_nowait({"n": 2})
+
+    assert inbox.waiter is None
+    assert await asyncio.wait_for(inbox.get(), 1) == {"n": 2}
+
+
+async def test_the_layer_drops_what_passes_a_full_inbox():
+    layer = layer_with(None)
+    loop_layer = layer._get_layer()
+    loop_layer.capacity = 2
+    channel = await loop_layer.new_channel()
+    for n in range(3):
+        loop_layer.enqueue(channel, {"n": n})
+
+    assert loop_layer.channels[channel].qsize() == 2
+    assert [(await loop_layer.receive(channel))["n"] for _ in range(2)] == [0, 1]

@@ -14,12 +14,16 @@ CPU_GROUPS = ("client", "server", "redis", "postgres", "nginx", "rest")
 BOUNDS = """\
 ## What bounds each figure
 
-- **Fan-out**: a daphne process is one Python thread. The channel layer publishes a message
-  once and decodes it once per process; what is left grows with the receivers: one
-  WebSocket frame built and written per socket (autobahn's framing, Twisted's transport
-  write). At the peak the *server* column of the CPU table sits at a full core. The relay
-  is bound by the benchmark client instead (its *client* column at a full core), so its
-  figure, and every "% floor", is a floor on the floor.
+- **Fan-out**: with 100 receivers, the one sender. Its messages are stored one at a time,
+  in the order it sent them (each takes its room's next `seq` and is acknowledged once
+  stored), so the burst is bound by one PostgreSQL write per message, with its thread hop,
+  times 100 receivers: the *server* column stays under a full core and *postgres* is busy.
+  With 1,000 receivers the server process is the bound: a daphne process is one Python
+  thread, the channel layer publishes a message once and decodes it once per process, and
+  what is left grows with the receivers: one WebSocket frame built and written per socket
+  (autobahn's framing, Twisted's transport write), a full core. The relay is bound by the
+  benchmark client instead (its *client* column at a full core), so its figure, and every
+  "% floor", is a floor on the floor.
 - **Latency**: each message is stored before it is published (its room's `seq`, taken in
   the transaction that stores it, is what lets a client resume without loss), so a
   delivery's latency includes a PostgreSQL write the tutorial does not make; a p99 that

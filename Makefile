@@ -19,7 +19,7 @@ PORT ?= 8000
 SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx initdb:postgresql chromium:chromium \
 	/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf:fonts-liberation
 
-.PHONY: help run stack test lint format typecheck audit coverage system-deps bench asyncapi openapi clean
+.PHONY: help run stack test lint format typecheck audit coverage screenshots system-deps bench asyncapi openapi clean
 
 help:
 	@echo "make run    - start the chat on http://$(HOST):$(PORT)/ (SQLite, in-memory layer unless REDIS_URL/DATABASE_URL)"
@@ -130,6 +130,11 @@ coverage: $(VENV)/.installed-dev system-deps
 	$(VENV)/bin/coverage html --quiet && \
 	echo "HTML report: htmlcov/index.html"; \
 	exit $$status
+
+# Retakes docs/screenshots/ (the README's) from the browser tests that show the page.
+screenshots: $(VENV)/.installed-dev system-deps
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/browser/test_chat_page.py \
+	  -k "two_people_chat or fits_a_phone"
 
 # Numbers, not pass/fail: the project against the Channels tutorial chat (both channels-redis
 # layers) and a bare websockets relay on this machine, 3 rounds (about 20 minutes); writes

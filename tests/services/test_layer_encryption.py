@@ -86,6 +86,31 @@ async def room_payloads(published: Published, count: int) -> list[bytes]:
             await asyncio.sleep(0.05)
 
 
+async def chat_both_ways(
+    redis_server: RedisServer, first: Server, second: Server
+) -> tuple[Published, list[bytes], str, str]:
+    """A message from a socket on `first` to one on `second` in a new room, and a reply;
+    what the tap saw meanwhile, the room payloads among it, and the two bodies."""
+    api = Api(first)
+    alice, bob = api.account("alice"), api.account("bob")
+    room = api.room(alice)
+    there, back = f"there-{uuid.uuid4().hex}", f"back-{uuid.uuid4().hex}"
+
+    async with (
+        wire_tap(redis_server) as published,
+        ws_connect(first, token=alice.access) as alice_ws,
+        ws_connect(second, token=bob.access) as bob_ws,
+    ):
+        await join(alice_ws, room)
+        await join(bob_ws, room)
+        sent = await post(alice_ws, room, there)
+        assert (await message_by_id(bob_ws, sent))["body"] == there
+        replied = await post(bob_ws, room, back)
+        assert (await message_by_id(alice_ws, replied))["body"] == back
+        payloads = await room_payloads(published, 2)
+    return published, payloads, there, back
+
+
 def decrypt(payload: bytes, keys: list[str]) -> dict[str, Any]:
     """channels-redis's own serializer, as the layer configures it with `keys`."""
     return registry.get_serializer("msgpack", symmetric_encryption_keys=keys).deserialize(payload)
@@ -98,23 +123,7 @@ async def test_with_a_key_processes_chat_and_no_body_crosses_redis_in_plaintext(
     key = new_key()
     server_a = start_server(redis_server.url, name="enc-a", CHANNEL_LAYER_ENCRYPTION_KEYS=key)
     server_b = start_server(redis_server.url, name="enc-b", CHANNEL_LAYER_ENCRYPTION_KEYS=key)
-    api = Api(server_a)
-    alice, bob = api.account("alice"), api.account("bob")
-    room = api.room(alice)
-    there, back = f"there-{uuid.uuid4().hex}", f"back-{uuid.uuid4().hex}"
-
-    async with (
-        wire_tap(redis_server) as published,
-        ws_connect(server_a, token=alice.access) as alice_ws,
-        ws_connect(server_b, token=bob.access) as bob_ws,
-    ):
-        await join(alice_ws, room)
-        await join(bob_ws, room)
-        sent = await post(alice_ws, room, there)
-        assert (await message_by_id(bob_ws, sent))["body"] == there
-        replied = await post(bob_ws, room, back)
-        assert (await message_by_id(alice_ws, replied))["body"] == back
-        payloads = await room_payloads(published, 2)
+    published, payloads, there, back = await chat_both_ways(redis_server, server_a, server_b)
 
     assert not any(body.encode() in data for _, data in published for body in (there, back))
     # What crossed was the messages, encrypted with the key: channels-redis's Fernet tokens.
@@ -194,23 +203,7 @@ async def test_keys_rotate_without_a_lost_message(
     ahead = start_server(
         redis_server.url, name="rot-new", CHANNEL_LAYER_ENCRYPTION_KEYS=f"{new},{old}"
     )
-    api = Api(behind)
-    alice, bob = api.account("alice"), api.account("bob")
-    room = api.room(alice)
-    from_behind, from_ahead = f"behind-{uuid.uuid4().hex}", f"ahead-{uuid.uuid4().hex}"
-
-    async with (
-        wire_tap(redis_server) as published,
-        ws_connect(behind, token=alice.access) as alice_ws,
-        ws_connect(ahead, token=bob.access) as bob_ws,
-    ):
-        await join(alice_ws, room)
-        await join(bob_ws, room)
-        sent = await post(alice_ws, room, from_behind)
-        assert (await message_by_id(bob_ws, sent))["body"] == from_behind
-        replied = await post(bob_ws, room, from_ahead)
-        assert (await message_by_id(alice_ws, replied))["body"] == from_ahead
-        payloads = await room_payloads(published, 2)
+    _, payloads, from_behind, from_ahead = await chat_both_ways(redis_server, behind, ahead)
 
     # The first key of each process is the one it encrypts with.
     by_key = {}

@@ -37,16 +37,21 @@ def port_is_free(port: int) -> bool:
 
 
 def wait_until(
-    predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
+    predicate: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    error: type[Exception] = StackError,
 ) -> Any:
-    """Poll until `predicate` returns something truthy; StackError after `timeout`."""
+    """Poll until `predicate` returns something truthy; `error` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise error(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
 
 

@@ -58,7 +58,15 @@ _NO_POSTGRES = (
 
 
 def postgres_bin_dir() -> Path:
-    """Debian's newest /usr/lib/postgresql/N/bin, else wherever PATH has initdb."""
+    path = find_postgres_bin_dir()
+    if path is None:
+        raise StackError(_NO_POSTGRES)
+    return path
+
+
+def find_postgres_bin_dir() -> Path | None:
+    """Debian's newest /usr/lib/postgresql/N/bin, else wherever PATH has initdb; None if
+    neither holds the server's binaries. The test fixtures find it the same way."""
     versioned = []
     for candidate in Path("/usr/lib/postgresql").glob("*/bin"):
         match = re.fullmatch(r"(\d+)(?:\.(\d+))?", candidate.parent.name)
@@ -69,7 +77,7 @@ def postgres_bin_dir() -> Path:
     initdb = shutil.which("initdb")
     if initdb is not None and _has_server(Path(initdb).parent):
         return Path(initdb).parent
-    raise StackError(_NO_POSTGRES)
+    return None
 
 
 def _has_server(directory: Path) -> bool:
@@ -291,11 +299,16 @@ class Postgres:
 # --- Redis ---------------------------------------------------------------------------------
 
 
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server") or next(
+def find_redis_server() -> str | None:
+    """Path of redis-server (PATH, then Debian's places); None if not installed."""
+    return shutil.which("redis-server") or next(
         (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.access(p, os.X_OK)),
         None,
     )
+
+
+def redis_server_binary() -> str:
+    found = find_redis_server()
     if found is None:
         raise StackError(
             "redis-server is not installed. `make stack` installs it when run as root "

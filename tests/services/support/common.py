@@ -8,11 +8,12 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from deploy.stack.common import wait_until as stack_wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 # The nginx directives operators deploy; the tests include these very files.
@@ -67,14 +68,9 @@ def wait_until(
     predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
 ) -> Any:
     """Poll until `predicate` returns something truthy; raise ServiceError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise ServiceError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    return stack_wait_until(
+        predicate, timeout=timeout, what=what, interval=interval, error=ServiceError
+    )
 
 
 def unique_name(prefix: str) -> str:

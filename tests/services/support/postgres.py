@@ -17,7 +17,6 @@ import contextlib
 import grp
 import os
 import pwd
-import re
 import secrets
 import shutil
 import signal
@@ -30,6 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from deploy.stack.services import find_postgres_bin_dir
 from tests.services.support.common import (
     HOST,
     POSTGRES_START_TIMEOUT,
@@ -60,23 +60,11 @@ _MISSING = (
 
 
 def postgres_bin_dir() -> Path:
-    """The directory holding initdb and postgres: Debian's newest /usr/lib/postgresql/N/bin,
-    else wherever PATH has initdb."""
-    versioned = []
-    for candidate in Path("/usr/lib/postgresql").glob("*/bin"):
-        match = re.fullmatch(r"(\d+)(?:\.(\d+))?", candidate.parent.name)
-        if match and _has_server(candidate):
-            versioned.append(((int(match[1]), int(match[2] or 0)), candidate))
-    if versioned:
-        return max(versioned)[1]
-    initdb = shutil.which("initdb")
-    if initdb is not None and _has_server(Path(initdb).parent):
-        return Path(initdb).parent
-    raise ServiceError(_MISSING)
-
-
-def _has_server(directory: Path) -> bool:
-    return all(os.access(directory / name, os.X_OK) for name in ("initdb", "postgres"))
+    """The directory holding initdb and postgres (found as `make stack` finds it)."""
+    path = find_postgres_bin_dir()
+    if path is None:
+        raise ServiceError(_MISSING)
+    return path
 
 
 def _system_user() -> pwd.struct_passwd | None:

@@ -3,8 +3,6 @@ TLS only (`RedisTls`), replicas, and Redis Sentinel (`SentinelServer`, the same 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 import redis
 
+from deploy.stack.services import find_redis_server
 from tests.services.support.common import (
     HOST,
     REDIS_START_TIMEOUT,
@@ -27,10 +26,7 @@ from tests.services.support.tls import Issued
 
 def redis_server_binary() -> str:
     """Path of redis-server; the tests need the real one."""
-    found = shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.access(p, os.X_OK)),
-        None,
-    )
+    found = find_redis_server()
     if found is None:
         raise ServiceError(
             "redis-server is not installed. `make test` installs it "

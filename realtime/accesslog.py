@@ -4,10 +4,10 @@ Stock daphne's AccessLogGenerator writes a plain HTTP request's whole URI, query
 included, so a socket URL carrying a ticket (pasted into a browser), or any credential a
 client put in a query string, lands in the access log in clear; and it writes the path, the
 method and the client address as they came, so control characters in them can forge or
-garble lines. This generator writes the
-same NCSA-style lines with the query string cut off and each field sanitized (redacted,
-control characters escaped: config.logs.sanitize). `manage.py serve` installs it
-(realtime.server.GracefulServer); plain `daphne` keeps the stock one.
+garble lines. This generator writes the same NCSA-style lines with the query string cut off
+and each field sanitized (redacted, control characters escaped: config.logs.sanitize).
+`manage.py serve` installs it (realtime.server.GracefulServer); plain `daphne` keeps the
+stock one.
 """
 
 from __future__ import annotations
